@@ -119,5 +119,47 @@ type Binding struct {
 // Dir is a traffic direction relative to an endpoint.
 type Dir = PolicyType
 
-// _ keeps classify imported until the evaluator lands.
-var _ classify.Packet
+// Program is a compiled, immutable configuration. All methods are safe for
+// concurrent use; the evaluation methods allocate nothing and return no errors.
+// A new configuration builds a new Program, which the engine swaps in atomically.
+type Program struct {
+	cfg *Config
+}
+
+// Compile builds a Program from a validated Config.
+// STUB: replaced by the compiler.
+func Compile(cfg *Config) (*Program, error) { return &Program{cfg: cfg}, nil }
+
+// Config returns the configuration the program was compiled from. Callers must not modify it.
+func (p *Program) Config() *Config { return p.cfg }
+
+// Bind resolves which endpoint governs an interface at each stage (spec §1.1).
+func (p *Program) Bind(ifc Interface) Binding {
+	return Binding{Untracked: NoEndpoint, PreDNAT: NoEndpoint, Filter: NoEndpoint}
+}
+
+// Untracked evaluates the doNotTrack policy of endpoint ep for a packet in
+// direction dir (Ingress in raw PREROUTING, Egress in raw OUTPUT), failsafes included.
+func (p *Program) Untracked(ep EndpointID, dir Dir, pkt *classify.Packet) Decision {
+	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: ep, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
+}
+
+// PreDNAT evaluates endpoint ep's pre-DNAT policy on a packet arriving on its
+// interface (pre-DNAT tuple), conntrack and failsafes included.
+func (p *Program) PreDNAT(ep EndpointID, pkt *classify.Packet) Decision {
+	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: ep, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
+}
+
+// Local evaluates endpoint ep's normal chain: Ingress for filter INPUT,
+// Egress for filter OUTPUT and for DNAT'd local traffic in mangle POSTROUTING.
+// Conntrack rules, failsafes, tiers, profiles, final drop.
+func (p *Program) Local(ep EndpointID, dir Dir, pkt *classify.Packet) Decision {
+	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: ep, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
+}
+
+// Forward evaluates filter FORWARD: the in-endpoint's applyOnForward ingress
+// chain (skipped when accepted is true: an untracked or preDNAT Allow), then
+// the out-endpoint's applyOnForward egress chain. Either endpoint may be NoEndpoint.
+func (p *Program) Forward(in, out EndpointID, accepted bool, pkt *classify.Packet) Decision {
+	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: NoEndpoint, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
+}
