@@ -410,13 +410,13 @@ func TestRunServesQueues(t *testing.T) {
 		t.Fatal("no verdict")
 	}
 	// An interface change re-derives the hooks.
-	before := len(l.hooks.Plans)
+	before := l.hooks.Count()
 	l.links.Set(engine.Iface{Index: ifClient, Name: "eth0"}, engine.Iface{Index: 7, Name: "eth7"})
 	deadline := time.Now().Add(2 * time.Second)
-	for len(l.hooks.Plans) == before && time.Now().Before(deadline) {
+	for l.hooks.Count() == before && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if len(l.hooks.Plans) == before {
+	if l.hooks.Count() == before {
 		t.Error("hooks not re-derived after an interface change")
 	}
 	cancel()

@@ -95,6 +95,9 @@ func (h *Hooks) Apply(p *engine.HookPlan) error {
 
 func (h *Hooks) Remove() error { h.mu.Lock(); h.Removed++; h.mu.Unlock(); return nil }
 
+// Count returns how many plans were applied.
+func (h *Hooks) Count() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.Plans) }
+
 // Last returns the last applied plan.
 func (h *Hooks) Last() *engine.HookPlan {
 	h.mu.Lock()
