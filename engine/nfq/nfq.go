@@ -34,6 +34,8 @@ type Options struct {
 	// CopyLen is how many bytes of each packet are copied (default 256:
 	// enough for IP, IPv6 extension and transport headers).
 	CopyLen uint32
+	// NetNS is a network namespace fd to bind in (0: the current one).
+	NetNS int
 }
 
 // Queue is one bound NFQUEUE.
@@ -64,6 +66,7 @@ func (q *Queue) open(flags uint32) error {
 		MaxQueueLen:  q.opt.MaxQueueLen,
 		Copymode:     nfqueue.NfQnlCopyPacket,
 		Flags:        flags,
+		NetNS:        q.opt.NetNS,
 	})
 	if err != nil {
 		return err
