@@ -43,14 +43,14 @@ import (
 // expected to be constants or long-lived values (interface names, the
 // generation's hash), so filling one allocates nothing.
 type Record struct {
-	Time     time.Time
-	Gen      uint64 // policy generation
-	Hash     string // short config hash of that generation
-	Stage    string // policy stage name
-	In, Out  string // interface names
-	Endpoint string // host endpoint name
-	Family   uint8  // 4 or 6
-	Proto    uint8  // IP protocol number
+	Time     time.Time // zero: stamped by the writer when it formats the line
+	Gen      uint64    // policy generation
+	Hash     string    // short config hash of that generation
+	Stage    string    // policy stage name
+	In, Out  string    // interface names
+	Endpoint string    // host endpoint name
+	Family   uint8     // 4 or 6
+	Proto    uint8     // IP protocol number
 	Src, Dst netip.Addr
 	SrcPort  uint16
 	DstPort  uint16
@@ -213,8 +213,8 @@ func (w *Writer) Enqueue(r *Record) bool {
 }
 
 // Reload writes a reload line after every record already queued. It blocks
-// until the writer has taken it; it is meant for the reload path, not the
-// packet path.
+// until the line is written and flushed; it is meant for the reload path,
+// not the packet path.
 func (w *Writer) Reload(ev ReloadEvent) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -243,6 +243,17 @@ func (w *Writer) Close() error {
 	w.closeOnce.Do(func() {
 		w.closed.Store(true)
 		w.closeErr = w.call(ctlMsg{kind: ctlClose})
+		// An Enqueue racing with Close may have slipped a record in after
+		// the writer's last drain: count it as dropped rather than lose it
+		// silently.
+		for drained := false; !drained; {
+			select {
+			case <-w.recs:
+				w.dropped.Add(1)
+			default:
+				drained = true
+			}
+		}
 	})
 	return w.closeErr
 }
@@ -324,6 +335,9 @@ func (w *Writer) run() {
 }
 
 func (w *Writer) writeRecord(r *Record) {
+	if r.Time.IsZero() {
+		r.Time = w.now()
+	}
 	w.buf = appendRecord(w.buf[:0], r)
 	if w.write(w.buf) {
 		w.written.Add(1)

@@ -373,3 +373,16 @@ func BenchmarkFormat(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+func TestZeroTimeStamped(t *testing.T) {
+	var out bytes.Buffer
+	w := New(&out, 4)
+	w.now = func() time.Time { return t0 }
+	r := goldenRecords[3]
+	r.Time = time.Time{}
+	w.Enqueue(&r)
+	w.Close()
+	if !strings.HasPrefix(out.String(), `{"time":"2026-03-04T05:06:07.123456789Z",`) {
+		t.Errorf("record without a time was not stamped by the writer: %s", out.String())
+	}
+}
