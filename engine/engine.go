@@ -49,7 +49,7 @@ type Options struct {
 	Tracer    Tracer
 	Log       *slog.Logger
 	Now       func() time.Time
-	// NewDecoder makes one packet decoder per queue reader.
+	// NewDecoder makes one packet decoder per queue reader (default classify.Decoder).
 	NewDecoder func() Decoder
 }
 
@@ -64,6 +64,9 @@ type snapshot struct {
 	names  map[uint32]string
 	epName []string
 	tierer interface{ TierName(int32) string }
+	eper   interface {
+		EndpointName(policy.EndpointID) string
+	}
 	plan   *HookPlan
 	reject bool
 }
@@ -124,8 +127,11 @@ type StatsView struct {
 
 // New checks the runtime settings and returns an engine with no policy yet.
 func New(o Options) (*Engine, error) {
-	if o.Hooks == nil || o.Links == nil || o.NewDecoder == nil {
-		return nil, errors.New("engine: Hooks, Links and NewDecoder are required")
+	if o.Hooks == nil || o.Links == nil {
+		return nil, errors.New("engine: Hooks and Links are required")
+	}
+	if o.NewDecoder == nil {
+		o.NewDecoder = DefaultDecoder
 	}
 	rt := o.Runtime
 	if rt.Queues <= 0 {
@@ -218,6 +224,9 @@ func (e *Engine) build(l *Loaded, gen uint64) *snapshot {
 		s.reject = l.Config.Settings.DenyAction == policy.DenyReject
 	}
 	s.tierer, _ = l.Policy.(interface{ TierName(int32) string })
+	s.eper, _ = l.Policy.(interface {
+		EndpointName(policy.EndpointID) string
+	})
 	unt, pre, filt := PlanDispatch(l.Policy, l.Config, ifaces)
 	plan := &HookPlan{Marks: e.marks, QueueBase: e.rt.QueueBase, Queues: e.rt.Queues,
 		FailOpen: e.rt.FailureMode == config.FailOpen, Reject: s.reject, InvalidDrop: true,

@@ -72,7 +72,7 @@ func newLab(t *testing.T, mode config.FailureMode) *lab {
 	rt.Queues = 1
 	rt.FailureMode = mode
 	e, err := engine.New(engine.Options{Runtime: rt, Hooks: l.hooks, Links: l.links, Conntrack: l.ct, Deny: l.deny,
-		Tracer: l.tracer, Now: l.clock.Now, Log: slog.New(slog.DiscardHandler), NewDecoder: func() engine.Decoder { return enginetest.Decoder{} }})
+		Tracer: l.tracer, Now: l.clock.Now, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,11 @@ func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string) {
 	r.Gen, r.Hash = s.gen, s.hash
 	r.In, r.Out = s.names[p.InIf], s.names[p.OutIf]
 	r.Endpoint = ""
-	if d.Endpoint >= 0 && int(d.Endpoint) < len(s.epName) {
+	if s.eper != nil {
+		if d.Endpoint != policy.NoEndpoint {
+			r.Endpoint = s.eper.EndpointName(d.Endpoint)
+		}
+	} else if d.Endpoint >= 0 && int(d.Endpoint) < len(s.epName) {
 		r.Endpoint = s.epName[d.Endpoint]
 	}
 	r.Pkt = w.pkt

@@ -292,55 +292,6 @@ func (p *Policy) Forward(in, out policy.EndpointID, accepted bool, pkt *classify
 	return NoDecision
 }
 
-// Decoder is a minimal IPv4/IPv6 + TCP/UDP/ICMP decoder for tests (no
-// options, extension headers or fragments). It allocates nothing.
-type Decoder struct{}
-
-func (Decoder) Decode(b []byte, p *classify.Packet) {
-	ct := p.CT
-	*p = classify.Packet{CT: ct}
-	var l4 []byte
-	switch {
-	case len(b) >= 20 && b[0]>>4 == 4:
-		ihl := int(b[0]&0xf) * 4
-		if ihl < 20 || len(b) < ihl {
-			p.Class, p.Reason = classify.Malformed, classify.ReasonBadIHL
-			return
-		}
-		p.Family, p.Proto = classify.IPv4, b[9]
-		p.Src = netip.AddrFrom4([4]byte(b[12:16]))
-		p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
-		p.Length = binary.BigEndian.Uint16(b[2:])
-		l4 = b[ihl:]
-	case len(b) >= 40 && b[0]>>4 == 6:
-		p.Family, p.Proto = classify.IPv6, b[6]
-		p.Src = netip.AddrFrom16([16]byte(b[8:24]))
-		p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
-		p.Length = binary.BigEndian.Uint16(b[4:]) + 40
-		l4 = b[40:]
-	default:
-		p.Class, p.Reason = classify.Malformed, classify.ReasonTruncatedIP
-		return
-	}
-	switch p.Proto {
-	case classify.ProtoTCP, classify.ProtoUDP:
-		if len(l4) < 8 {
-			p.Class, p.Reason = classify.Malformed, classify.ReasonTruncatedL4
-			return
-		}
-		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
-		if p.Proto == classify.ProtoTCP && len(l4) >= 14 {
-			p.TCPFlags = l4[13]
-		}
-	case classify.ProtoICMP, classify.ProtoICMPv6:
-		if len(l4) < 4 {
-			p.Class, p.Reason = classify.Malformed, classify.ReasonTruncatedL4
-			return
-		}
-		p.ICMPType, p.ICMPCode = l4[0], l4[1]
-	}
-}
-
 // TCP4 builds a minimal IPv4 TCP packet (SYN).
 func TCP4(src, dst string, sport, dport uint16) []byte {
 	b := make([]byte, 40)

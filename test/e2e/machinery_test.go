@@ -74,7 +74,7 @@ func TestKernelMachinery(t *testing.T) {
 	rt.QueueBase = 200
 	e, err := engine.New(engine.Options{Runtime: rt, Hooks: &nsHooks{lab, in}, Links: enginetest.NewLinks(ifaces...),
 		Log: slog.New(slog.DiscardHandler), Deny: enginetest.NewDenyCache(),
-		NewDecoder: func() engine.Decoder { return enginetest.Decoder{} }})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
