@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -134,16 +135,15 @@ func (c *conv) strList(n *node) []string {
 
 // Kubernetes label syntax, which Calico enforces on labels and labelsToApply.
 var (
-	labelNameRe  = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	dnsLabel     = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
-	subdomainRe  = regexp.MustCompile(`^` + dnsLabel + `(\.` + dnsLabel + `)*$`)
-	dnsLabelRe   = regexp.MustCompile(`^` + dnsLabel + `$`)
-	gnpNameRe    = regexp.MustCompile(`^(` + dnsLabel + `\.)?` + dnsLabel + `$`)
-	namedPortRe  = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-	interfaceRe  = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
-	portRangeRe  = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
-	allDigitsRe  = regexp.MustCompile(`^[0-9]+$`)
-	onlyGlobalRe = regexp.MustCompile(`^[ \t]*global\([ \t]*\)[ \t]*$`)
+	labelNameRe = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	dnsLabel    = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
+	subdomainRe = regexp.MustCompile(`^` + dnsLabel + `(\.` + dnsLabel + `)*$`)
+	dnsLabelRe  = regexp.MustCompile(`^` + dnsLabel + `$`)
+	gnpNameRe   = regexp.MustCompile(`^(` + dnsLabel + `\.)?` + dnsLabel + `$`)
+	namedPortRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	interfaceRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+	portRangeRe = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
+	allDigitsRe = regexp.MustCompile(`^[0-9]+$`)
 )
 
 func (c *conv) labels(n *node) map[string]string {
@@ -196,48 +196,31 @@ const (
 	selNamespace                // EntityRule namespaceSelector: global() allowed alone
 )
 
-// hasGlobal reports whether s calls global(), ignoring quoted strings.
-func hasGlobal(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"', '\'':
-			if j := strings.IndexByte(s[i+1:], s[i]); j >= 0 {
-				i += j + 1
-				continue
-			}
-			return false
-		}
-		if strings.HasPrefix(s[i:], "global(") && (i == 0 || !isLabelChar(s[i-1])) {
-			return true
-		}
-	}
-	return false
-}
-
-func isLabelChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_./-", c) >= 0
-}
-
 // selector parses a selector field; "" and unset give nil.
 func (c *conv) selector(n *node, k selKind) *selector.Selector {
 	s, ok := c.str(n)
 	if !ok || strings.TrimSpace(s) == "" {
 		return nil
 	}
-	if hasGlobal(s) {
+	sel, err := selector.Parse(s)
+	if err != nil {
+		var pe *selector.ParseError
+		if errors.As(err, &pe) {
+			c.errf(n, "invalid selector %q: at position %d: %s", s, pe.Pos, pe.Msg)
+		} else {
+			c.errf(n, "invalid selector %q: %v", s, err)
+		}
+		return nil
+	}
+	if sel.UsesGlobal() {
 		if k != selNamespace {
 			c.errf(n, "global() can only be used in an EntityRule namespaceSelector")
 			return nil
 		}
-		if !onlyGlobalRe.MatchString(s) {
+		if !sel.IsGlobalOnly() {
 			c.errf(n, "global() cannot be combined with other selectors")
 			return nil
 		}
-	}
-	sel, err := selector.Parse(s)
-	if err != nil {
-		c.errf(n, "invalid selector %q: %v", s, err)
-		return nil
 	}
 	return sel
 }

@@ -423,4 +423,3 @@ func finish(c *conv, col *collected, st policy.Settings, mainPath string) *polic
 	}
 	return cfg
 }
-

@@ -215,7 +215,7 @@ func (s *tomlScanner) str(q byte) string {
 	return string(s.src[st:s.i])
 }
 
-// mlstr consumes a multi-line string (""" or ''').
+// mlstr consumes a multi-line string, basic or literal.
 func (s *tomlScanner) mlstr(q byte) {
 	for n := 0; n < 3; n++ {
 		s.adv()
