@@ -216,7 +216,7 @@ func (c *conv) gnp(r *resIn, col *collected) {
 		if n := s.get(f); n != nil {
 			return n
 		}
-		return s
+		return &node{pos: s.pos, path: joinPath(s.path, f)} // unset: point at the spec
 	}
 	if p.PreDNAT && p.DoNotTrack {
 		c.errf(at("preDNAT"), "preDNAT and doNotTrack cannot both be true")
