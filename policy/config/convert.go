@@ -22,11 +22,20 @@ type conv struct {
 }
 
 func (c *conv) errf(n *node, format string, args ...any) {
-	c.d.add(false, n.pos, c.res, n.path, format, args...)
+	c.d.add(false, n.where(), c.res, n.path, format, args...)
 }
 
 func (c *conv) warnf(n *node, format string, args ...any) {
-	c.d.add(true, n.pos, c.res, n.path, format, args...)
+	c.d.add(true, n.where(), c.res, n.path, format, args...)
+}
+
+// where is the position to report for n: a scalar's own position, but the
+// key of a table or list (in YAML a block list starts on the next line).
+func (n *node) where() policy.Pos {
+	if (n.kind == kMap || n.kind == kList) && n.kpos.Line > 0 {
+		return n.kpos
+	}
+	return n.pos
 }
 
 func isSet(n *node) bool { return n != nil && n.kind != kNull }

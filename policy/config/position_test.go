@@ -97,7 +97,7 @@ spec:
 		`r.yaml:17:9: GlobalNetworkPolicy/allow-ssh: spec.egress[0].destination.ports[2]: port range invalid, port number must be between 1 and 65535`,
 		`r.yaml:18:14: GlobalNetworkPolicy/allow-ssh: spec.egress[0].destination.nets[0]: invalid CIDR "198.18.0.1/24": host bits are set (did you mean 198.18.0.0/24?)`,
 		`r.yaml:21:17: GlobalNetworkPolicy/allow-ssh: spec.egress[1].destination.selector: invalid selector "has(a": at position`,
-		`r.yaml:28:3: HostEndpoint/h: spec: node must be specified`,
+		`r.yaml:27:1: HostEndpoint/h: spec: node must be specified`,
 		`r.yaml:29:3: HostEndpoint/h: spec.nod: unknown field "nod"`,
 	}
 	checkDiags(t, err, want)
