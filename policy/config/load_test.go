@@ -49,7 +49,9 @@ func TestExamplesLoad(t *testing.T) {
 func TestYAMLAndTOMLGiveTheSameModel(t *testing.T) {
 	opts := cmp.Options{
 		cmpopts.IgnoreTypes(policy.Pos{}),
-		cmp.Comparer(func(a, b *selector.Selector) bool { return a == nil && b == nil || a != nil && b != nil && a.String() == b.String() }),
+		cmp.Comparer(func(a, b *selector.Selector) bool {
+			return a == nil && b == nil || a != nil && b != nil && a.String() == b.String()
+		}),
 		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 		cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 		cmpopts.EquateEmpty(),
