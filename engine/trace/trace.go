@@ -1,0 +1,399 @@
+// Package trace writes nfgate's verdict trace (audit log): one JSON line per
+// decision, plus lines for policy reloads and for records that were lost.
+//
+// The packet path calls Enqueue, which copies a fixed-size Record into a
+// bounded queue and never blocks: when the queue is full the record is
+// dropped and counted, and the writer reports the loss with a line
+//
+//	{"time":"...","type":"dropped","count":N}
+//
+// as soon as it gets to run. A single writer goroutine formats records with
+// strconv-style appends into a reused buffer (no encoding/json, no
+// per-record allocation), writes through a bufio.Writer and flushes whenever
+// the queue goes idle.
+//
+// Line formats (fields in this order; optional ones are left out when empty):
+//
+//	{"time":RFC3339Nano,"type":"verdict","gen":N,"hash":S,"stage":S,"in":S,"out":S,
+//	 "endpoint":S,"proto":S,"src":S,"dst":S,"sport":N,"dport":N,"icmp_type":N,
+//	 "icmp_code":N,"ct":S,"verdict":S,"tier":S,"policy":S,"rule":N,"reason":S,
+//	 "queue":N,"logged":true,"note":S}
+//	{"time":RFC3339Nano,"type":"reload","gen":N,"hash":S,"ok":B,"errors":[S...],
+//	 "rechecked":N,"cut":N,"files":[S...]}
+//
+// proto is the protocol's name (tcp, udp, icmp, icmpv6, sctp, udplite) or
+// its decimal number as a string, left out when neither Family nor Proto is
+// set (nothing was decoded). sport/dport appear only when the record
+// HasPorts, icmp_type/icmp_code only when it HasICMP, rule only when >= 0,
+// logged only when true. Times are written in UTC.
+package trace
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Record is one decision, copied by value into the queue. Its strings are
+// expected to be constants or long-lived values (interface names, the
+// generation's hash), so filling one allocates nothing.
+type Record struct {
+	Time     time.Time // zero: stamped by the writer when it formats the line
+	Gen      uint64    // policy generation
+	Hash     string    // short config hash of that generation
+	Stage    string    // policy stage name
+	In, Out  string    // interface names
+	Endpoint string    // host endpoint name
+	Family   uint8     // 4 or 6
+	Proto    uint8     // IP protocol number
+	Src, Dst netip.Addr
+	SrcPort  uint16
+	DstPort  uint16
+	ICMPType uint8
+	ICMPCode uint8
+	HasPorts bool // SrcPort/DstPort are meaningful
+	HasICMP  bool // ICMPType/ICMPCode are meaningful
+	CT       string
+	Verdict  string // "ACCEPT", "DROP", "REJECT" or "NONE"
+	Tier     string
+	Policy   string
+	Rule     int32 // rule index in the policy, -1 for none
+	Reason   string
+	Queue    uint16 // NFQUEUE number the packet came from
+	Logged   bool   // a Log rule matched
+	Note     string // e.g. "deny-cache", "deadline", "malformed:<reason>"
+}
+
+// ReloadEvent describes one configuration reload attempt.
+type ReloadEvent struct {
+	Time      time.Time // zero means now
+	Gen       uint64    // generation now live
+	Hash      string    // its short config hash
+	OK        bool      // the new configuration went live
+	Errors    []string  // why it did not, one entry per problem
+	Rechecked int       // existing flows re-evaluated against the new policy
+	Cut       int       // existing flows cut because the new policy denies them
+	Files     []string  // configuration files read
+}
+
+// Stats counts what happened to records since Open.
+type Stats struct {
+	Written uint64 // verdict lines handed to the output
+	Dropped uint64 // records refused by Enqueue (queue full, or writer closed)
+	Errors  uint64 // failed writes, flushes and reopens; their lines are lost
+}
+
+// DefaultBuffer is the queue length Open uses for a buffer <= 0.
+const DefaultBuffer = 4096
+
+type ctlKind uint8
+
+const (
+	ctlFlush ctlKind = iota
+	ctlReload
+	ctlReopen
+	ctlClose
+)
+
+type ctlMsg struct {
+	kind  ctlKind
+	ev    ReloadEvent
+	reply chan error
+}
+
+// Writer is the trace writer. Enqueue is safe for concurrent use by any
+// number of goroutines; the other methods are safe too and may block while
+// the writer catches up. A Writer opened with path "" (and a nil *Writer)
+// is disabled: it accepts and discards everything and counts nothing.
+type Writer struct {
+	recs chan Record
+	ctl  chan ctlMsg
+	wake chan struct{} // nudges the writer to report drops
+	done chan struct{}
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	written atomic.Uint64
+	dropped atomic.Uint64
+	pending atomic.Uint64 // drops not yet reported in a "dropped" line
+	errs    atomic.Uint64
+
+	// Owned by the writer goroutine.
+	path string    // file path, or "" when out is not a file we opened
+	file *os.File  // nil for stderr and New
+	out  io.Writer // file, stderr, or New's writer
+	bw   *bufio.Writer
+	buf  []byte
+	now  func() time.Time
+}
+
+// Open starts a writer appending to the file at path (created 0640 if
+// missing). path "-" writes to standard error; path "" returns a Writer that
+// discards every record and counts nothing. buffer is the queue length.
+func Open(path string, buffer int) (*Writer, error) {
+	switch path {
+	case "":
+		return &Writer{}, nil
+	case "-":
+		return start(os.Stderr, nil, "", buffer), nil
+	}
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return start(f, f, path, buffer), nil
+}
+
+// New starts a writer on w; Reopen on it is a no-op and Close does not close
+// w. It suits tests and outputs other than files.
+func New(w io.Writer, buffer int) *Writer {
+	return start(w, nil, "", buffer)
+}
+
+func openFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, errors.New("trace: " + err.Error())
+	}
+	return f, nil
+}
+
+func start(out io.Writer, f *os.File, path string, buffer int) *Writer {
+	if buffer <= 0 {
+		buffer = DefaultBuffer
+	}
+	w := &Writer{
+		recs: make(chan Record, buffer),
+		ctl:  make(chan ctlMsg),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+		path: path,
+		file: f,
+		out:  out,
+		bw:   bufio.NewWriterSize(out, 64<<10),
+		buf:  make([]byte, 0, 1024),
+		now:  time.Now,
+	}
+	go w.run()
+	return w
+}
+
+// Enabled reports whether records are written anywhere; callers may skip
+// filling a Record when it is false.
+func (w *Writer) Enabled() bool { return w != nil && w.recs != nil }
+
+// Enqueue copies r into the queue and returns true, or returns false and
+// counts a drop when the queue is full or the writer is closed. It never
+// blocks and allocates nothing. A disabled Writer accepts and discards.
+func (w *Writer) Enqueue(r *Record) bool {
+	if !w.Enabled() {
+		return true
+	}
+	if !w.closed.Load() {
+		select {
+		case w.recs <- *r:
+			return true
+		default:
+		}
+	}
+	w.dropped.Add(1)
+	w.pending.Add(1)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return false
+}
+
+// Reload writes a reload line after every record already queued. It blocks
+// until the line is written and flushed; it is meant for the reload path,
+// not the packet path.
+func (w *Writer) Reload(ev ReloadEvent) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	w.call(ctlMsg{kind: ctlReload, ev: ev})
+}
+
+// Flush waits until every record queued before the call is written to the
+// output, and returns the first write error since the last Flush, if any.
+func (w *Writer) Flush() error { return w.call(ctlMsg{kind: ctlFlush}) }
+
+// Reopen writes out the queued records, then closes the file and opens the
+// path again, so a log rotated by renaming continues in a new file (call it
+// on SIGUSR1 or from logrotate's postrotate). If the path cannot be opened
+// the old file stays in use and the error is returned. For "-" and New
+// writers it only flushes.
+func (w *Writer) Reopen() error { return w.call(ctlMsg{kind: ctlReopen}) }
+
+// Close writes out every queued record, flushes, closes the file (never
+// standard error or a New writer's io.Writer) and stops the writer. Later
+// Enqueue calls return false. Close is idempotent.
+func (w *Writer) Close() error {
+	if !w.Enabled() {
+		return nil
+	}
+	w.closeOnce.Do(func() {
+		w.closed.Store(true)
+		w.closeErr = w.call(ctlMsg{kind: ctlClose})
+		// An Enqueue racing with Close may have slipped a record in after
+		// the writer's last drain: count it as dropped rather than lose it
+		// silently.
+		for drained := false; !drained; {
+			select {
+			case <-w.recs:
+				w.dropped.Add(1)
+			default:
+				drained = true
+			}
+		}
+	})
+	return w.closeErr
+}
+
+// Stats returns the counters. A disabled Writer counts nothing.
+func (w *Writer) Stats() Stats {
+	if !w.Enabled() {
+		return Stats{}
+	}
+	return Stats{Written: w.written.Load(), Dropped: w.dropped.Load(), Errors: w.errs.Load()}
+}
+
+var errClosed = errors.New("trace: writer closed")
+
+func (w *Writer) call(m ctlMsg) error {
+	if !w.Enabled() {
+		return nil
+	}
+	m.reply = make(chan error, 1)
+	select {
+	case w.ctl <- m:
+		return <-m.reply
+	case <-w.done:
+		return errClosed
+	}
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	var werr error // first write error since the last Flush/Reopen/Close
+	for {
+		select {
+		case r := <-w.recs:
+			w.writeRecord(&r)
+			if len(w.recs) == 0 {
+				w.reportDrops()
+				werr = w.flush(werr)
+			}
+		case <-w.wake:
+			w.reportDrops()
+			werr = w.flush(werr)
+		case m := <-w.ctl:
+			// Everything enqueued before the call goes out first.
+			for n := len(w.recs); n > 0; n-- {
+				r := <-w.recs
+				w.writeRecord(&r)
+			}
+			w.reportDrops()
+			var err error
+			switch m.kind {
+			case ctlReload:
+				w.buf = appendReload(w.buf[:0], &m.ev)
+				w.write(w.buf)
+				werr = w.flush(werr)
+			case ctlReopen:
+				werr = w.flush(werr)
+				err = w.reopen()
+				if err == nil {
+					err = werr
+				}
+				werr = nil
+			case ctlFlush, ctlClose:
+				werr = w.flush(werr)
+				err, werr = werr, nil
+			}
+			if m.kind == ctlClose {
+				if w.file != nil {
+					if cerr := w.file.Close(); cerr != nil && err == nil {
+						err = cerr
+					}
+				}
+				m.reply <- err
+				return
+			}
+			m.reply <- err
+		}
+	}
+}
+
+func (w *Writer) writeRecord(r *Record) {
+	if r.Time.IsZero() {
+		r.Time = w.now()
+	}
+	w.buf = appendRecord(w.buf[:0], r)
+	if w.write(w.buf) {
+		w.written.Add(1)
+	}
+	// Report drops between records, not only when idle: under sustained
+	// overload the queue may never drain.
+	if w.pending.Load() != 0 {
+		w.reportDrops()
+	}
+}
+
+func (w *Writer) reportDrops() {
+	if n := w.pending.Swap(0); n != 0 {
+		w.buf = appendDropped(w.buf[:0], w.now(), n)
+		w.write(w.buf)
+	}
+}
+
+// write hands a line to the buffered output. A failed write loses what was
+// buffered; the writer carries on with an empty buffer.
+func (w *Writer) write(line []byte) bool {
+	if _, err := w.bw.Write(line); err != nil {
+		w.fail(err)
+		return false
+	}
+	return true
+}
+
+func (w *Writer) flush(prev error) error {
+	if err := w.bw.Flush(); err != nil {
+		w.fail(err)
+		if prev == nil {
+			return err
+		}
+	}
+	return prev
+}
+
+// fail counts a write error and clears bufio's sticky error so later lines
+// can still get out.
+func (w *Writer) fail(error) {
+	w.errs.Add(1)
+	w.bw.Reset(w.out)
+}
+
+func (w *Writer) reopen() error {
+	if w.file == nil || w.path == "" {
+		return nil
+	}
+	f, err := openFile(w.path)
+	if err != nil {
+		w.errs.Add(1)
+		return err
+	}
+	old := w.file
+	w.file, w.out = f, f
+	w.bw.Reset(f)
+	return old.Close()
+}
