@@ -15,7 +15,7 @@ import (
 
 // maxRectsPerRule caps a rule's expansion; larger rules are matched in order
 // by the exact slow matcher.
-const maxRectsPerRule = 4096
+var maxRectsPerRule = 4096
 
 type portMode uint8
 
