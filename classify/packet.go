@@ -1,9 +1,3 @@
-// Package classify decodes the first bytes of an IP packet into a fixed-size
-// Packet value for policy evaluation. It knows nothing about rules.
-//
-// Allocation contract: Decoder.Decode allocates nothing and returns no error.
-// Malformed, truncated or unsupported input is reported through Packet.Class
-// and Packet.Reason, so every packet gets a defined verdict downstream.
 package classify
 
 import "net/netip"
@@ -76,6 +70,9 @@ const (
 	ReasonTruncatedL4
 	ReasonBadTCPOffset
 	ReasonNonFirstFragment
+	ReasonTooManyExtHeaders
+	ReasonBadUDPLength
+	ReasonDecodeError
 )
 
 // Packet is the decoded view of one packet. It is a plain value: it holds no
