@@ -62,9 +62,17 @@ func Compile(cfg *Config) (*Program, error) {
 // endpoints (their expectedIPs and named ports) and global network sets.
 func addrEntries(cfg *Config, r *resolved) []addrEntry {
 	var out []addrEntry
-	for i := range cfg.HostEndpoints {
-		h := &cfg.HostEndpoints[i]
-		en := addrEntry{labels: r.endpoints[i].Labels, ports: h.Ports}
+	n := len(cfg.HostEndpoints)
+	for i := 0; i < n+len(cfg.RemoteHostEndpoints); i++ {
+		var h *HostEndpoint
+		var labels map[string]string
+		if i < n {
+			h, labels = &cfg.HostEndpoints[i], r.endpoints[i].Labels
+		} else {
+			h = &cfg.RemoteHostEndpoints[i-n]
+			labels = HostEndpointLabels(cfg, h)
+		}
+		en := addrEntry{labels: labels, ports: h.Ports}
 		var ps []netip.Prefix
 		for _, a := range h.ExpectedIPs {
 			a = a.Unmap().WithZone("")

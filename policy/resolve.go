@@ -220,22 +220,11 @@ func resolve(cfg *Config) *resolved {
 		e.Name = h.Name
 		e.InterfaceName = h.InterfaceName
 		e.Wildcard = h.InterfaceName == "*"
-		e.Labels = map[string]string{}
+		e.Labels = HostEndpointLabels(cfg, h)
 		for _, pn := range h.Profiles {
-			pi, ok := r.profiles[pn]
-			if !ok {
-				continue
+			if pi, ok := r.profiles[pn]; ok {
+				e.Profiles = append(e.Profiles, pi)
 			}
-			e.Profiles = append(e.Profiles, pi)
-			for k, v := range cfg.Profiles[pi].LabelsToApply {
-				if _, set := e.Labels[k]; !set {
-					// earlier profiles win over later ones; own labels override below
-					e.Labels[k] = v
-				}
-			}
-		}
-		for k, v := range h.Labels {
-			e.Labels[k] = v
 		}
 		if e.Wildcard && (r.wildcard == NoEndpoint || h.Name < cfg.HostEndpoints[r.wildcard].Name) {
 			r.wildcard = e.ID
@@ -368,4 +357,27 @@ func (r *resolved) bind(cfg *Config, ifc Interface) Binding {
 	}
 	b.ForwardIn = b.Filter
 	return b
+}
+
+// HostEndpointLabels returns the labels selectors see on h: its own labels
+// plus the labelsToApply of each profile it lists; its own label wins, and an
+// earlier profile wins over a later one.
+func HostEndpointLabels(cfg *Config, h *HostEndpoint) map[string]string {
+	out := make(map[string]string, len(h.Labels))
+	for _, pn := range h.Profiles {
+		for i := range cfg.Profiles {
+			if cfg.Profiles[i].Name != pn {
+				continue
+			}
+			for k, v := range cfg.Profiles[i].LabelsToApply {
+				if _, set := out[k]; !set {
+					out[k] = v
+				}
+			}
+		}
+	}
+	for k, v := range h.Labels {
+		out[k] = v
+	}
+	return out
 }

@@ -475,9 +475,13 @@ func TestRuleSelectors(t *testing.T) {
 		{Name: "bad", Labels: Labels("list=bad", "zone=outside"), Nets: Nets("198.18.66.0/24")},
 		{Name: "partners", Labels: Labels("list=partners"), Nets: Nets("198.18.77.0/24", "2001:db8:77::/48")},
 	}
+	remote := hep("other.eth0", "eth0", "zone=remote")
+	remote.Node, remote.ExpectedIPs = "other", Addrs("198.18.44.4")
+	remote.Ports = []policy.EndpointPort{{Name: "web", Protocol: 6, Port: 9443}}
 	mk := func(r policy.Rule) *policy.Config {
 		return &policy.Config{Settings: noFailsafes(), HostEndpoints: []policy.HostEndpoint{h0, h1}, NetworkSets: sets,
-			Policies: []policy.GlobalNetworkPolicy{gnp("p", "all()", in(r))}}
+			RemoteHostEndpoints: []policy.HostEndpoint{remote},
+			Policies:            []policy.GlobalNetworkPolicy{gnp("p", "all()", in(r))}}
 	}
 	for _, c := range []struct {
 		name string
@@ -502,6 +506,9 @@ func TestRuleSelectors(t *testing.T) {
 		{"named or numeric", Allow(P("TCP"), DstPorts("web", "80")), TCP("198.18.9.9", 1, "198.18.0.1", 80), "ACCEPT input/rule p"},
 		{"named port limited by selector", Allow(P("TCP"), DstSel("zone == 'outside'"), DstPorts("web")), TCP("198.18.9.9", 1, "198.19.0.1", 8443), "DROP input/end-of-tier"},
 		{"named notPorts", Allow(P("TCP"), DstNotPorts("web")), TCP("198.18.9.9", 1, "198.19.0.1", 8443), "DROP input/end-of-tier"},
+		{"selector matches another node's HEP expectedIPs", Allow(SrcSel("zone == 'remote'")), TCP("198.18.44.4", 1, "198.18.0.1", 80), "ACCEPT input/rule p"},
+		{"another node's HEP selects only its expectedIPs", Allow(SrcSel("zone == 'remote'")), TCP("198.18.44.5", 1, "198.18.0.1", 80), "DROP input/end-of-tier"},
+		{"another node's named port", Allow(P("TCP"), DstPorts("web")), TCP("198.18.9.9", 1, "198.18.44.4", 9443), "ACCEPT input/rule p"},
 		{"named notPorts other port", Allow(P("TCP"), DstNotPorts("web")), TCP("198.18.9.9", 1, "198.19.0.1", 8444), "ACCEPT input/rule p"},
 	} {
 		prog, _ := policy.Compile(mk(c.rule))

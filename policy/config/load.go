@@ -408,6 +408,7 @@ func finish(c *conv, col *collected, st policy.Settings, mainPath string) *polic
 			if !containsStr(otherNodes, h.Node) {
 				otherNodes = append(otherNodes, h.Node)
 			}
+			cfg.RemoteHostEndpoints = append(cfg.RemoteHostEndpoints, h)
 			continue
 		}
 		for _, pre := range st.InterfacePrefix {
@@ -419,7 +420,7 @@ func finish(c *conv, col *collected, st policy.Settings, mainPath string) *polic
 	}
 	c.res = ""
 	if other > 0 && st.NodeName != "" {
-		c.d.add(true, policy.Pos{File: filepath.Clean(mainPath)}, "", "", "%d host endpoint(s) for other nodes (%s) were validated and ignored; this gateway is node %q", other, strings.Join(otherNodes, ", "), st.NodeName)
+		c.d.add(true, policy.Pos{File: filepath.Clean(mainPath)}, "", "", "%d host endpoint(s) for other nodes (%s) govern no interface here (this gateway is node %q); rule selectors still match their expectedIPs", other, strings.Join(otherNodes, ", "), st.NodeName)
 	}
 	return cfg
 }

@@ -189,12 +189,11 @@ func (o *Oracle) entity(e *policy.EntityRule, ruleProto *policy.Protocol, addr n
 // selected reports whether addr belongs to a host endpoint (its expectedIPs)
 // or a global network set (its nets) whose labels satisfy pred.
 func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool {
-	eps := o.p.Endpoints()
-	for i := range o.cfg.HostEndpoints {
-		if !pred(eps[i].Labels) {
+	for i, h := range o.allHosts() {
+		if !pred(o.labels(i, h)) {
 			continue
 		}
-		for _, ip := range o.cfg.HostEndpoints[i].ExpectedIPs {
+		for _, ip := range h.ExpectedIPs {
 			if ip.Unmap().WithZone("") == addr {
 				return true
 			}
@@ -218,10 +217,8 @@ func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool
 // of a host endpoint the side's selector selects (all endpoints without one),
 // restricted to the rule's protocol.
 func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) bool, ruleProto *policy.Protocol, addr netip.Addr, proto uint8, port uint16) bool {
-	eps := o.p.Endpoints()
-	for i := range o.cfg.HostEndpoints {
-		h := &o.cfg.HostEndpoints[i]
-		if hasPos && !pos(eps[i].Labels) {
+	for i, h := range o.allHosts() {
+		if hasPos && !pos(o.labels(i, h)) {
 			continue
 		}
 		for _, ep := range h.Ports {
@@ -499,4 +496,25 @@ func (o *Oracle) Forward(in, out policy.EndpointID, accepted bool, pkt *classify
 		d.Verdict = policy.Accept
 	}
 	return d
+}
+
+// allHosts lists this node's host endpoints, then other nodes': rule
+// selectors see both (Calico builds IP sets from every node's endpoints).
+func (o *Oracle) allHosts() []*policy.HostEndpoint {
+	out := make([]*policy.HostEndpoint, 0, len(o.cfg.HostEndpoints)+len(o.cfg.RemoteHostEndpoints))
+	for i := range o.cfg.HostEndpoints {
+		out = append(out, &o.cfg.HostEndpoints[i])
+	}
+	for i := range o.cfg.RemoteHostEndpoints {
+		out = append(out, &o.cfg.RemoteHostEndpoints[i])
+	}
+	return out
+}
+
+// labels returns the labels of allHosts()[i].
+func (o *Oracle) labels(i int, h *policy.HostEndpoint) map[string]string {
+	if i < len(o.cfg.HostEndpoints) {
+		return o.p.Endpoints()[i].Labels
+	}
+	return policy.HostEndpointLabels(o.cfg, h)
 }
