@@ -217,13 +217,17 @@ type Settings struct {
 
 // Config is a complete, validated policy model for one gateway.
 // HostEndpoints holds only endpoints whose Node is Settings.NodeName.
+// RemoteHostEndpoints holds the other nodes' endpoints: they never govern an
+// interface here, but rule selectors match their expectedIPs and named ports,
+// as in Calico, where IP sets are built from every node's endpoints.
 type Config struct {
-	Settings      Settings
-	Tiers         []Tier
-	Policies      []GlobalNetworkPolicy
-	HostEndpoints []HostEndpoint
-	NetworkSets   []GlobalNetworkSet
-	Profiles      []Profile
+	Settings            Settings
+	Tiers               []Tier
+	Policies            []GlobalNetworkPolicy
+	HostEndpoints       []HostEndpoint
+	RemoteHostEndpoints []HostEndpoint
+	NetworkSets         []GlobalNetworkSet
+	Profiles            []Profile
 }
 
 // Default failsafe ports (Felix config_params.go).

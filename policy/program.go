@@ -1,10 +1,6 @@
 package policy
 
-import (
-	"net/netip"
-
-	"github.com/nfgate/nfgate/classify"
-)
+import "net/netip"
 
 // Stage is where in the kernel a packet is being evaluated (spec §2).
 type Stage uint8
@@ -67,10 +63,11 @@ const (
 	ReasonConntrack                         // ESTABLISHED/RELATED accept or INVALID drop
 	ReasonEarlierStage                      // allowed by untracked or preDNAT policy (accept-mark)
 	ReasonMalformed                         // packet could not be decoded far enough to evaluate
+	ReasonWorkloadToHost                    // workload interface to host: Settings.DefaultEndpointToHostAction
 )
 
 var reasonNames = [...]string{"rule", "profile", "failsafe", "end-of-tier", "no-profile",
-	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed"}
+	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed", "workload-to-host"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -96,6 +93,7 @@ type Decision struct {
 	Tier     int32      // index into Program tiers, or NoIndex
 	Policy   int32      // index into Config.Policies (or Profiles for ReasonProfile), or NoIndex
 	Rule     int32      // rule index within the policy's direction, or NoIndex
+	Dir      Dir        // direction of the deciding rule's list (0 when no rule decided)
 	// AcceptMark: stage accepted (untracked/preDNAT Allow, forward accept-mark).
 	AcceptMark bool
 	// Logged: a Log rule matched on the way.
@@ -114,52 +112,11 @@ type Binding struct {
 	PreDNAT   EndpointID // named HEP with >=1 preDNAT policy, else * HEP with >=1
 	Filter    EndpointID // named HEP, else * HEP; NoEndpoint when not policed
 	Workload  bool       // interface matches InterfacePrefix: never a host endpoint
+	// ForwardIn is the endpoint whose applyOnForward ingress chain polices
+	// traffic forwarded from this interface (Forward's in argument). It equals
+	// Filter, except on a workload interface, where it is the * HEP (spec §2.3).
+	ForwardIn EndpointID
 }
 
 // Dir is a traffic direction relative to an endpoint.
 type Dir = PolicyType
-
-// Program is a compiled, immutable configuration. All methods are safe for
-// concurrent use; the evaluation methods allocate nothing and return no errors.
-// A new configuration builds a new Program, which the engine swaps in atomically.
-type Program struct {
-	cfg *Config
-}
-
-// Compile builds a Program from a validated Config.
-// STUB: replaced by the compiler.
-func Compile(cfg *Config) (*Program, error) { return &Program{cfg: cfg}, nil }
-
-// Config returns the configuration the program was compiled from. Callers must not modify it.
-func (p *Program) Config() *Config { return p.cfg }
-
-// Bind resolves which endpoint governs an interface at each stage (spec §1.1).
-func (p *Program) Bind(ifc Interface) Binding {
-	return Binding{Untracked: NoEndpoint, PreDNAT: NoEndpoint, Filter: NoEndpoint}
-}
-
-// Untracked evaluates the doNotTrack policy of endpoint ep for a packet in
-// direction dir (Ingress in raw PREROUTING, Egress in raw OUTPUT), failsafes included.
-func (p *Program) Untracked(ep EndpointID, dir Dir, pkt *classify.Packet) Decision {
-	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: ep, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
-}
-
-// PreDNAT evaluates endpoint ep's pre-DNAT policy on a packet arriving on its
-// interface (pre-DNAT tuple), conntrack and failsafes included.
-func (p *Program) PreDNAT(ep EndpointID, pkt *classify.Packet) Decision {
-	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: ep, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
-}
-
-// Local evaluates endpoint ep's normal chain: Ingress for filter INPUT,
-// Egress for filter OUTPUT and for DNAT'd local traffic in mangle POSTROUTING.
-// Conntrack rules, failsafes, tiers, profiles, final drop.
-func (p *Program) Local(ep EndpointID, dir Dir, pkt *classify.Packet) Decision {
-	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: ep, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
-}
-
-// Forward evaluates filter FORWARD: the in-endpoint's applyOnForward ingress
-// chain (skipped when accepted is true: an untracked or preDNAT Allow), then
-// the out-endpoint's applyOnForward egress chain. Either endpoint may be NoEndpoint.
-func (p *Program) Forward(in, out EndpointID, accepted bool, pkt *classify.Packet) Decision {
-	return Decision{Verdict: None, Reason: ReasonNotPoliced, Endpoint: NoEndpoint, Tier: NoIndex, Policy: NoIndex, Rule: NoIndex}
-}

@@ -1,6 +1,3 @@
-// Package config loads nfgate's configuration: one TOML file plus included
-// TOML fragments and Calico v3 YAML manifests, strictly validated into a
-// policy.Config and the daemon's Runtime settings.
 package config
 
 import "time"

@@ -1,0 +1,584 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nfgate/nfgate/policy"
+	"github.com/nfgate/nfgate/policy/selector"
+)
+
+// conv validates positioned trees into the policy model. Every problem is
+// recorded (never only the first), with the node's position and field path.
+type conv struct {
+	d   *diags
+	res string // "Kind/name" of the resource being converted
+}
+
+func (c *conv) errf(n *node, format string, args ...any) {
+	c.d.add(false, n.where(), c.res, n.path, format, args...)
+}
+
+func (c *conv) warnf(n *node, format string, args ...any) {
+	c.d.add(true, n.where(), c.res, n.path, format, args...)
+}
+
+// where is the position to report for n: a scalar's own position, but the
+// key of a table or list (in YAML a block list starts on the next line).
+func (n *node) where() policy.Pos {
+	if (n.kind == kMap || n.kind == kList) && n.kpos.Line > 0 {
+		return n.kpos
+	}
+	return n.pos
+}
+
+func isSet(n *node) bool { return n != nil && n.kind != kNull }
+
+// fields checks that n is a table and that every key is in allowed. Keys in
+// unsupported are fields Calico has but that mean nothing on a gateway; they
+// are rejected with the reason rather than silently ignored.
+func (c *conv) fields(n *node, allowed []string, unsupported map[string]string) bool {
+	if n.kind != kMap {
+		c.errf(n, "expected a table of fields, got %s", n.kind)
+		return false
+	}
+	for _, k := range n.keys {
+		if slices.Contains(allowed, k) {
+			continue
+		}
+		v := n.m[k]
+		if why, ok := unsupported[k]; ok {
+			c.d.add(false, v.kpos, c.res, v.path, "field %q is not supported by nfgate: %s", k, why)
+			continue
+		}
+		msg := fmt.Sprintf("unknown field %q", k)
+		for _, a := range allowed {
+			if strings.EqualFold(a, k) {
+				msg += fmt.Sprintf(" (field names are case-sensitive: did you mean %q?)", a)
+				break
+			}
+		}
+		c.d.add(false, v.kpos, c.res, v.path, "%s", msg)
+	}
+	return true
+}
+
+func (c *conv) str(n *node) (string, bool) {
+	if !isSet(n) {
+		return "", false
+	}
+	if n.kind != kString {
+		c.errf(n, "must be a string, not %s", n.kind)
+		return "", false
+	}
+	return n.s, true
+}
+
+func (c *conv) boolean(n *node) bool {
+	if !isSet(n) {
+		return false
+	}
+	if n.kind != kBool {
+		c.errf(n, "must be true or false, not %s", n.kind)
+		return false
+	}
+	return n.b
+}
+
+func (c *conv) integer(n *node) (int64, bool) {
+	if !isSet(n) {
+		return 0, false
+	}
+	if n.kind != kInt {
+		c.errf(n, "must be an integer, not %s", n.kind)
+		return 0, false
+	}
+	return n.i, true
+}
+
+func (c *conv) number(n *node) (float64, bool) {
+	switch {
+	case !isSet(n):
+		return 0, false
+	case n.kind == kInt:
+		return float64(n.i), true
+	case n.kind == kFloat:
+		if math.IsNaN(n.f) || math.IsInf(n.f, 0) {
+			c.errf(n, "must be a finite number")
+			return 0, false
+		}
+		return n.f, true
+	}
+	c.errf(n, "must be a number, not %s", n.kind)
+	return 0, false
+}
+
+func (c *conv) list(n *node) []*node {
+	if !isSet(n) {
+		return nil
+	}
+	if n.kind != kList {
+		c.errf(n, "must be a list, not %s", n.kind)
+		return nil
+	}
+	return n.list
+}
+
+func (c *conv) strList(n *node) []string {
+	var out []string
+	for _, e := range c.list(n) {
+		if s, ok := c.str(e); ok {
+			out = append(out, s)
+		} else if !isSet(e) {
+			c.errf(e, "must be a string, not null")
+		}
+	}
+	return out
+}
+
+// Kubernetes label syntax, which Calico enforces on labels and labelsToApply.
+var (
+	labelNameRe = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	dnsLabel    = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
+	subdomainRe = regexp.MustCompile(`^` + dnsLabel + `(\.` + dnsLabel + `)*$`)
+	dnsLabelRe  = regexp.MustCompile(`^` + dnsLabel + `$`)
+	gnpNameRe   = regexp.MustCompile(`^(` + dnsLabel + `\.)?` + dnsLabel + `$`)
+	namedPortRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	interfaceRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+	portRangeRe = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
+	allDigitsRe = regexp.MustCompile(`^[0-9]+$`)
+)
+
+func (c *conv) labels(n *node) map[string]string {
+	if !isSet(n) {
+		return nil
+	}
+	if n.kind != kMap {
+		c.errf(n, "labels must be a table of strings, not %s", n.kind)
+		return nil
+	}
+	out := make(map[string]string, len(n.keys))
+	for _, k := range n.keys {
+		v := n.m[k]
+		if msg := labelKeyProblem(k); msg != "" {
+			c.d.add(false, v.kpos, c.res, v.path, "invalid label key %q: %s", k, msg)
+		}
+		if v.kind != kString {
+			c.errf(v, "label values must be strings, not %s (quote it)", v.kind)
+			continue
+		}
+		if len(v.s) > 63 || v.s != "" && !labelNameRe.MatchString(v.s) {
+			c.errf(v, "invalid label value %q: must be at most 63 characters of [A-Za-z0-9_.-], starting and ending with an alphanumeric character", v.s)
+		}
+		out[k] = v.s
+	}
+	return out
+}
+
+func labelKeyProblem(k string) string {
+	name := k
+	if i := strings.LastIndexByte(k, '/'); i >= 0 {
+		prefix := k[:i]
+		name = k[i+1:]
+		if len(prefix) > 253 || !subdomainRe.MatchString(prefix) {
+			return "the prefix must be a DNS subdomain"
+		}
+	}
+	if len(name) > 63 || !labelNameRe.MatchString(name) {
+		return "the name must be 1-63 characters of [A-Za-z0-9_.-], starting and ending with an alphanumeric character"
+	}
+	return ""
+}
+
+// ---- selectors ----
+
+type selKind uint8
+
+const (
+	selPlain     selKind = iota // policy selector, entity selector/notSelector
+	selNamespace                // EntityRule namespaceSelector: global() allowed alone
+)
+
+// selector parses a selector field; "" and unset give nil.
+func (c *conv) selector(n *node, k selKind) *selector.Selector {
+	s, ok := c.str(n)
+	if !ok || strings.TrimSpace(s) == "" {
+		return nil
+	}
+	sel, err := selector.Parse(s)
+	if err != nil {
+		var pe *selector.ParseError
+		if errors.As(err, &pe) {
+			c.errf(n, "invalid selector %q: at position %d: %s", s, pe.Pos, pe.Msg)
+		} else {
+			c.errf(n, "invalid selector %q: %v", s, err)
+		}
+		return nil
+	}
+	if sel.UsesGlobal() {
+		if k != selNamespace {
+			c.errf(n, "global() can only be used in an EntityRule namespaceSelector")
+			return nil
+		}
+		if !sel.IsGlobalOnly() {
+			c.errf(n, "global() cannot be combined with other selectors")
+			return nil
+		}
+	}
+	return sel
+}
+
+// ---- rules ----
+
+var protoNames = map[string]uint8{"TCP": 6, "UDP": 17, "ICMP": 1, "ICMPv6": 58, "SCTP": 132, "UDPLite": 136}
+
+const protoList = "TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite"
+
+func (c *conv) protocol(n *node) *policy.Protocol {
+	switch {
+	case !isSet(n):
+		return nil
+	case n.kind == kInt:
+		if n.i < 1 || n.i > 255 {
+			c.errf(n, "protocol number invalid: %d (must be 1-255)", n.i)
+			return nil
+		}
+		return &policy.Protocol{Num: uint8(n.i)}
+	case n.kind == kString:
+		if num, ok := protoNames[n.s]; ok {
+			return &policy.Protocol{Num: num, Named: true}
+		}
+		if allDigitsRe.MatchString(n.s) {
+			v, err := strconv.Atoi(n.s)
+			if err != nil || v < 1 || v > 255 {
+				c.errf(n, "protocol number invalid: %s (must be 1-255)", n.s)
+				return nil
+			}
+			return &policy.Protocol{Num: uint8(v)}
+		}
+		for name := range protoNames {
+			if strings.EqualFold(name, n.s) {
+				c.errf(n, "protocol name invalid: %q (names are case-sensitive: did you mean %q?)", n.s, name)
+				return nil
+			}
+		}
+		c.errf(n, "protocol name invalid: %q (one of %s, or a number 1-255)", n.s, protoList)
+		return nil
+	}
+	c.errf(n, "protocol must be a name (%s) or a number 1-255, not %s", protoList, n.kind)
+	return nil
+}
+
+func (c *conv) icmp(n *node) *policy.ICMPMatch {
+	if !isSet(n) || !c.fields(n, []string{"type", "code"}, nil) {
+		return nil
+	}
+	m := &policy.ICMPMatch{}
+	if t, ok := c.integer(n.get("type")); ok {
+		if t < 0 || t > 254 {
+			c.errf(n.get("type"), "ICMP type must be between 0 and 254")
+		}
+		m.Type, m.HasType = uint8(t), true
+	}
+	if v, ok := c.integer(n.get("code")); ok {
+		if v < 0 || v > 255 {
+			c.errf(n.get("code"), "ICMP code must be between 0 and 255")
+		}
+		m.Code, m.HasCode = uint8(v), true
+		if !m.HasType {
+			c.errf(n.get("code"), "ICMP code specified without an ICMP type")
+		}
+	}
+	return m
+}
+
+var actions = map[string]policy.Action{"Allow": policy.Allow, "Deny": policy.Deny, "Log": policy.Log, "Pass": policy.Pass}
+
+var ruleFields = []string{"action", "ipVersion", "protocol", "notProtocol", "icmp", "notICMP", "source", "destination", "metadata"}
+
+var ruleUnsupported = map[string]string{
+	"http":            "HTTP match is application-layer policy (Calico needs Envoy for it)",
+	"serviceAccounts": "service accounts exist only for Kubernetes pods",
+	"services":        "Kubernetes services are not known to a standalone gateway",
+}
+
+var entityFields = []string{"nets", "notNets", "selector", "notSelector", "namespaceSelector", "ports", "notPorts"}
+
+var entityUnsupported = map[string]string{
+	"serviceAccounts": "service accounts exist only for Kubernetes pods",
+	"services":        "Kubernetes services are not known to a standalone gateway",
+}
+
+const maxRules = 1024
+
+func (c *conv) rules(n *node) []policy.Rule {
+	els := c.list(n)
+	if len(els) > maxRules {
+		c.errf(n, "too many rules (%d): at most %d are allowed per direction", len(els), maxRules)
+	}
+	out := make([]policy.Rule, 0, len(els))
+	for _, e := range els {
+		if r, ok := c.rule(e); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (c *conv) rule(n *node) (policy.Rule, bool) {
+	r := policy.Rule{Pos: n.pos}
+	if !c.fields(n, ruleFields, ruleUnsupported) {
+		return r, false
+	}
+	if a := n.get("action"); !isSet(a) {
+		c.errf(n, "action must be specified (Allow, Deny, Log or Pass)")
+	} else if s, ok := c.str(a); ok {
+		if r.Action, ok = actions[s]; !ok {
+			c.errf(a, "invalid action %q: must be one of Allow, Deny, Log, Pass (case-sensitive)", s)
+		}
+	}
+	if v := n.get("ipVersion"); isSet(v) {
+		if x, ok := c.integer(v); ok {
+			if x != 4 && x != 6 {
+				c.errf(v, "ipVersion must be 4 or 6")
+			} else {
+				r.IPVersion = uint8(x)
+			}
+		}
+	}
+	if m := n.get("metadata"); isSet(m) {
+		c.fields(m, []string{"annotations"}, nil)
+	}
+	r.Protocol = c.protocol(n.get("protocol"))
+	r.NotProtocol = c.protocol(n.get("notProtocol"))
+	r.ICMP = c.icmp(n.get("icmp"))
+	r.NotICMP = c.icmp(n.get("notICMP"))
+	srcN, dstN := n.get("source"), n.get("destination")
+	r.Source = c.entity(srcN)
+	r.Destination = c.entity(dstN)
+
+	// ICMP fields need protocol ICMP or ICMPv6 (by name, as Calico compares).
+	isICMP := func(p *policy.Protocol) bool { return p != nil && p.Named && (p.Num == 1 || p.Num == 58) }
+	for _, f := range []string{"icmp", "notICMP"} {
+		if x := n.get(f); isSet(x) && !isICMP(r.Protocol) {
+			c.errf(x, "ICMP fields require protocol to be ICMP or ICMPv6")
+		}
+	}
+	for _, f := range []string{"protocol", "notProtocol"} {
+		p := r.Protocol
+		if f == "notProtocol" {
+			p = r.NotProtocol
+		}
+		if p == nil || !p.Named {
+			continue
+		}
+		if p.Num == 1 && r.IPVersion == 6 {
+			c.errf(n.get(f), "protocol ICMP requires ipVersion 4")
+		}
+		if p.Num == 58 && r.IPVersion == 4 {
+			c.errf(n.get(f), "protocol ICMPv6 requires ipVersion 6")
+		}
+	}
+
+	// Ports need a protocol that has ports.
+	for _, side := range []*node{srcN, dstN} {
+		if !isSet(side) || side.kind != kMap {
+			continue
+		}
+		for _, f := range []string{"ports", "notPorts"} {
+			pl := side.get(f)
+			if !isSet(pl) || pl.kind != kList || len(pl.list) == 0 {
+				continue
+			}
+			if r.Protocol != nil {
+				if !portProto(r.Protocol.Num) {
+					c.errf(pl, "rules that specify ports must set protocol to TCP or UDP or SCTP")
+				}
+				continue
+			}
+			for _, e := range pl.list {
+				if e.kind == kInt || e.kind == kString && (allDigitsRe.MatchString(e.s) || portRangeRe.MatchString(e.s)) {
+					c.errf(e, "rules with numeric port or port range must set protocol to TCP or UDP or SCTP")
+					break
+				}
+			}
+		}
+	}
+
+	// Address families of the rule's CIDRs.
+	var first *node
+	var firstV4 bool
+	for _, side := range []*node{srcN, dstN} {
+		if !isSet(side) || side.kind != kMap {
+			continue
+		}
+		for _, f := range []string{"nets", "notNets"} {
+			for _, e := range side.get(f).listOrNil() {
+				p, ok := parseNet(e)
+				if !ok {
+					continue
+				}
+				v4 := p.Addr().Is4()
+				if r.IPVersion == 4 && !v4 || r.IPVersion == 6 && v4 {
+					c.errf(e, "rule IP version doesn't match CIDR version")
+				}
+				if first == nil {
+					first, firstV4 = e, v4
+				} else if v4 != firstV4 && r.IPVersion == 0 {
+					c.errf(e, "rule contains both IPv4 and IPv6 CIDRs")
+				}
+			}
+		}
+	}
+	return r, true
+}
+
+func portProto(num uint8) bool { return num == 6 || num == 17 || num == 132 }
+
+func (n *node) listOrNil() []*node {
+	if n == nil || n.kind != kList {
+		return nil
+	}
+	return n.list
+}
+
+const (
+	maxNets  = 256
+	maxPorts = 50
+)
+
+func (c *conv) entity(n *node) policy.EntityRule {
+	var e policy.EntityRule
+	if !isSet(n) || !c.fields(n, entityFields, entityUnsupported) {
+		return e
+	}
+	e.Nets = c.nets(n.get("nets"), false, maxNets)
+	e.NotNets = c.nets(n.get("notNets"), true, maxNets)
+	e.Selector = c.selector(n.get("selector"), selPlain)
+	e.NotSelector = c.selector(n.get("notSelector"), selPlain)
+	e.NamespaceSelector = c.selector(n.get("namespaceSelector"), selNamespace)
+	e.Ports = c.ports(n.get("ports"))
+	e.NotPorts = c.ports(n.get("notPorts"))
+	return e
+}
+
+// parseNet parses a strictly masked CIDR or a bare IP (as /32 or /128).
+func parseNet(n *node) (netip.Prefix, bool) {
+	if n.kind != kString {
+		return netip.Prefix{}, false
+	}
+	if p, err := netip.ParsePrefix(n.s); err == nil {
+		return p, p == p.Masked()
+	}
+	if a, err := netip.ParseAddr(n.s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+// nets converts a list of CIDRs. Rule nets must be strictly masked; for
+// GlobalNetworkSets (lenient) host bits are cleared with a warning.
+func (c *conv) nets(n *node, negated bool, max int) []netip.Prefix {
+	els := c.list(n)
+	if len(els) > max {
+		c.errf(n, "too many nets (%d): at most %d are allowed", len(els), max)
+	}
+	out := make([]netip.Prefix, 0, len(els))
+	for _, e := range els {
+		s, ok := c.str(e)
+		if !ok {
+			if !isSet(e) {
+				c.errf(e, "invalid CIDR: null")
+			}
+			continue
+		}
+		p, ok := parseNet(e)
+		if !ok {
+			if q, err := netip.ParsePrefix(s); err == nil {
+				c.errf(e, "invalid CIDR %q: host bits are set (did you mean %s?)", s, q.Masked())
+			} else {
+				c.errf(e, "invalid CIDR %q", s)
+			}
+			continue
+		}
+		if negated && p.Bits() == 0 {
+			c.errf(e, "catch-all CIDR in negation creates logical contradiction (matches no traffic)")
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+const portNumMsg = "port range invalid, port number must be between 1 and 65535"
+
+func (c *conv) ports(n *node) []policy.Port {
+	els := c.list(n)
+	if len(els) > maxPorts {
+		c.errf(n, "too many ports (%d): at most %d are allowed", len(els), maxPorts)
+	}
+	out := make([]policy.Port, 0, len(els))
+	for _, e := range els {
+		if p, ok := c.port(e); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *conv) port(n *node) (policy.Port, bool) {
+	num := func(v int64) (uint16, bool) {
+		if v < 1 || v > 65535 {
+			c.errf(n, "%s", portNumMsg)
+			return 0, false
+		}
+		return uint16(v), true
+	}
+	switch n.kind {
+	case kInt:
+		p, ok := num(n.i)
+		return policy.Port{Min: p, Max: p}, ok
+	case kString:
+		if allDigitsRe.MatchString(n.s) {
+			v, _ := strconv.ParseInt(n.s, 10, 64)
+			if len(n.s) > 6 {
+				v = 1 << 20
+			}
+			p, ok := num(v)
+			return policy.Port{Min: p, Max: p}, ok
+		}
+		if m := portRangeRe.FindStringSubmatch(n.s); m != nil {
+			lo, _ := strconv.ParseInt(m[1], 10, 64)
+			hi, _ := strconv.ParseInt(m[2], 10, 64)
+			if len(m[1]) > 6 {
+				lo = 1 << 20
+			}
+			if len(m[2]) > 6 {
+				hi = 1 << 20
+			}
+			a, ok1 := num(lo)
+			b, ok2 := num(hi)
+			if !ok1 || !ok2 {
+				return policy.Port{}, false
+			}
+			if a > b {
+				c.errf(n, "minimum port number (%d) is greater than maximum port number (%d) in port range", a, b)
+				return policy.Port{}, false
+			}
+			return policy.Port{Min: a, Max: b}, true
+		}
+		if !namedPortRe.MatchString(n.s) {
+			c.errf(n, "invalid name for named port (%s)", n.s)
+			return policy.Port{}, false
+		}
+		return policy.Port{Name: n.s}, true
+	}
+	c.errf(n, "a port must be a number, a \"min:max\" range or a port name, not %s", n.kind)
+	return policy.Port{}, false
+}

@@ -1,0 +1,403 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/nfgate/nfgate/policy"
+	"github.com/nfgate/nfgate/policy/selector"
+)
+
+// Resource kinds nfgate accepts, with their TOML array-of-tables keys.
+const (
+	kindGNP   = "GlobalNetworkPolicy"
+	kindHEP   = "HostEndpoint"
+	kindGNS   = "GlobalNetworkSet"
+	kindProf  = "Profile"
+	kindTier  = "Tier"
+	kindFelix = "FelixConfiguration"
+)
+
+var tomlResourceKeys = map[string]string{
+	"globalNetworkPolicy": kindGNP,
+	"hostEndpoint":        kindHEP,
+	"globalNetworkSet":    kindGNS,
+	"profile":             kindProf,
+	"tier":                kindTier,
+}
+
+// resIn is one resource as written, before conversion: for YAML the
+// metadata/spec parts of a document, for TOML one flattened table.
+type resIn struct {
+	kind   string
+	name   *node
+	labels *node
+	spec   *node    // nil for a YAML document without spec
+	meta   []string // keys of spec that are metadata (TOML's flattened name, labels)
+	pos    policy.Pos
+}
+
+func (r *resIn) nameStr() string {
+	if r.name != nil && r.name.kind == kString {
+		return r.name.s
+	}
+	return ""
+}
+
+func (r *resIn) label() string {
+	if s := r.nameStr(); s != "" {
+		return r.kind + "/" + s
+	}
+	return r.kind
+}
+
+// collected holds the converted resources of every file.
+type collected struct {
+	policies []policy.GlobalNetworkPolicy
+	heps     []policy.HostEndpoint
+	sets     []policy.GlobalNetworkSet
+	profiles []policy.Profile
+	tiers    []policy.Tier
+	tierPos  map[string]*node // declared tiers: name -> name node
+	felix    []felixIn
+	seen     map[string]policy.Pos // kind/name -> first definition
+}
+
+type felixIn struct {
+	name string
+	spec *node
+	pos  policy.Pos
+}
+
+// name validates the resource's name and reports duplicates across files.
+func (c *conv) name(r *resIn, col *collected) (string, bool) {
+	if !isSet(r.name) {
+		c.d.add(false, r.pos, c.res, "name", "name must be specified")
+		return "", false
+	}
+	s, ok := c.str(r.name)
+	if !ok {
+		return "", false
+	}
+	switch r.kind {
+	case kindGNP:
+		if len(s) > 253 || !gnpNameRe.MatchString(s) {
+			c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?), optionally prefixed by its tier and '.'")
+			return s, false
+		}
+	case kindTier:
+		if len(s) > 63 || !dnsLabelRe.MatchString(s) {
+			c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?)")
+			return s, false
+		}
+	default:
+		if len(s) > 253 || !subdomainRe.MatchString(s) {
+			c.errf(r.name, "name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
+			return s, false
+		}
+	}
+	key := r.kind + "/" + s
+	if first, dup := col.seen[key]; dup {
+		c.errf(r.name, "duplicate %s name %q (first defined at %s:%d)", r.kind, s, first.File, first.Line)
+		return s, false
+	}
+	col.seen[key] = r.pos
+	return s, true
+}
+
+func (c *conv) spec(r *resIn, allowed []string, unsupported map[string]string) *node {
+	if r.spec == nil {
+		return &node{kind: kMap, pos: r.pos, path: "spec"}
+	}
+	if !c.fields(r.spec, append(append([]string{}, r.meta...), allowed...), unsupported) {
+		return &node{kind: kMap, pos: r.pos, path: r.spec.path}
+	}
+	return r.spec
+}
+
+var gnpFields = []string{"tier", "order", "selector", "types", "ingress", "egress", "applyOnForward", "preDNAT", "doNotTrack", "namespaceSelector", "serviceAccountSelector"}
+
+var gnpUnsupported = map[string]string{
+	"performanceHints": "it only tunes Calico's eBPF dataplane",
+}
+
+func (c *conv) resource(r *resIn, col *collected) {
+	c.res = r.label()
+	switch r.kind {
+	case kindGNP:
+		c.gnp(r, col)
+	case kindHEP:
+		c.hep(r, col)
+	case kindGNS:
+		c.gns(r, col)
+	case kindProf:
+		c.profile(r, col)
+	case kindTier:
+		c.tier(r, col)
+	}
+	c.res = ""
+}
+
+func (c *conv) gnp(r *resIn, col *collected) {
+	name, nameOK := c.name(r, col)
+	c.labels(r.labels) // policies may carry labels; they have no effect
+	s := c.spec(r, gnpFields, gnpUnsupported)
+	p := policy.GlobalNetworkPolicy{Name: name, Pos: r.pos}
+	p.Tier, _ = c.str(s.get("tier"))
+	if p.Tier == "" {
+		p.Tier = "default"
+	} else if !dnsLabelRe.MatchString(p.Tier) {
+		c.errf(s.get("tier"), "invalid tier name %q", p.Tier)
+	}
+	if nameOK {
+		if i := strings.IndexByte(name, '.'); i >= 0 && name[:i] != p.Tier {
+			c.errf(r.name, "policy name prefix %q does not match its tier %q", name[:i], p.Tier)
+		}
+	}
+	if o, ok := c.number(s.get("order")); ok {
+		p.Order = &o
+	}
+	p.Selector = c.selector(s.get("selector"), selPlain)
+	if p.Selector == nil {
+		p.Selector = selector.All()
+	}
+	for _, f := range []string{"namespaceSelector", "serviceAccountSelector"} {
+		if c.selector(s.get(f), selPlain) != nil {
+			p.NeverSelectsHosts = true
+			c.warnf(s.get(f), "a policy with %s never selects a host endpoint", f)
+		}
+	}
+	p.ApplyOnForward = c.boolean(s.get("applyOnForward"))
+	p.PreDNAT = c.boolean(s.get("preDNAT"))
+	p.DoNotTrack = c.boolean(s.get("doNotTrack"))
+	p.Ingress = c.rules(s.get("ingress"))
+	p.Egress = c.rules(s.get("egress"))
+
+	typesN := s.get("types")
+	for _, e := range c.list(typesN) {
+		v, ok := c.str(e)
+		if !ok {
+			continue
+		}
+		var t policy.PolicyType
+		switch v {
+		case "Ingress":
+			t = policy.Ingress
+		case "Egress":
+			t = policy.Egress
+		default:
+			c.errf(e, "invalid type %q: must be Ingress or Egress (case-sensitive)", v)
+			continue
+		}
+		if p.HasType(t) {
+			c.errf(e, "'%s' type specified more than once", v)
+			continue
+		}
+		p.Types = append(p.Types, t)
+	}
+	// Calico's defaulting (api/pkg/defaults): only when types is empty.
+	egressN := s.get("egress")
+	hasEgress := isSet(egressN) && egressN.kind == kList && len(egressN.list) > 0
+	ingressN := s.get("ingress")
+	hasIngress := isSet(ingressN) && ingressN.kind == kList && len(ingressN.list) > 0
+	if len(p.Types) == 0 {
+		switch {
+		case !hasEgress:
+			p.Types = []policy.PolicyType{policy.Ingress}
+		case !hasIngress:
+			p.Types = []policy.PolicyType{policy.Egress}
+		default:
+			p.Types = []policy.PolicyType{policy.Ingress, policy.Egress}
+		}
+	}
+
+	at := func(f string) *node {
+		if n := s.get(f); n != nil {
+			return n
+		}
+		return &node{pos: s.pos, path: joinPath(s.path, f)} // unset: point at the spec
+	}
+	if p.PreDNAT && p.DoNotTrack {
+		c.errf(at("preDNAT"), "preDNAT and doNotTrack cannot both be true")
+	}
+	if p.PreDNAT && hasEgress {
+		c.errf(egressN, "preDNAT policy cannot have any egress rules")
+	}
+	if p.PreDNAT && p.HasType(policy.Egress) {
+		c.errf(at("types"), "preDNAT policy cannot have 'Egress' type")
+	}
+	if (p.PreDNAT || p.DoNotTrack) && !p.ApplyOnForward {
+		c.errf(at("applyOnForward"), "applyOnForward must be true if either preDNAT or doNotTrack is true")
+	}
+	col.policies = append(col.policies, p)
+}
+
+var hepFields = []string{"interfaceName", "node", "expectedIPs", "profiles", "ports"}
+
+func (c *conv) hep(r *resIn, col *collected) {
+	name, _ := c.name(r, col)
+	h := policy.HostEndpoint{Name: name, Pos: r.pos, Labels: c.labels(r.labels)}
+	s := c.spec(r, hepFields, nil)
+	h.Node, _ = c.str(s.get("node"))
+	if h.Node == "" {
+		c.errf(s, "node must be specified")
+	}
+	if v, ok := c.str(s.get("interfaceName")); ok && v != "" {
+		if v != "*" && !interfaceRe.MatchString(v) {
+			c.errf(s.get("interfaceName"), "interfaceName %q is invalid: must be \"*\" or 1-15 characters of [a-zA-Z0-9_.-]", v)
+		}
+		h.InterfaceName = v
+	}
+	for _, e := range c.list(s.get("expectedIPs")) {
+		v, ok := c.str(e)
+		if !ok {
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			c.errf(e, "invalid IP address %q", v)
+			continue
+		}
+		h.ExpectedIPs = append(h.ExpectedIPs, a)
+	}
+	if h.InterfaceName == "" && len(h.ExpectedIPs) == 0 {
+		c.errf(s, "at least one of interfaceName or expectedIPs must be specified")
+	}
+	for _, e := range c.list(s.get("profiles")) {
+		if v, ok := c.str(e); ok {
+			if !subdomainRe.MatchString(v) {
+				c.errf(e, "invalid profile name %q", v)
+			}
+			h.Profiles = append(h.Profiles, v)
+		}
+	}
+	for _, e := range c.list(s.get("ports")) {
+		if !c.fields(e, []string{"name", "protocol", "port"}, nil) {
+			continue
+		}
+		var ep policy.EndpointPort
+		if v, ok := c.str(e.get("name")); !ok || !namedPortRe.MatchString(v) {
+			c.errf(e, "a host endpoint port needs a name matching [a-zA-Z0-9_.-]{1,128}")
+		} else {
+			ep.Name = v
+		}
+		if pr := c.protocol(e.get("protocol")); pr == nil {
+			if !isSet(e.get("protocol")) {
+				c.errf(e, "a host endpoint port needs a protocol (TCP, UDP or SCTP)")
+			}
+		} else if !portProto(pr.Num) {
+			c.errf(e.get("protocol"), "a host endpoint port's protocol must be TCP, UDP or SCTP")
+		} else {
+			ep.Protocol = pr.Num
+		}
+		if v, ok := c.integer(e.get("port")); !ok {
+			if !isSet(e.get("port")) {
+				c.errf(e, "a host endpoint port needs a port number")
+			}
+		} else if v < 1 || v > 65535 {
+			c.errf(e.get("port"), "%s", portNumMsg)
+		} else {
+			ep.Port = uint16(v)
+		}
+		h.Ports = append(h.Ports, ep)
+	}
+	col.heps = append(col.heps, h)
+}
+
+func (c *conv) gns(r *resIn, col *collected) {
+	name, _ := c.name(r, col)
+	g := policy.GlobalNetworkSet{Name: name, Pos: r.pos, Labels: c.labels(r.labels)}
+	s := c.spec(r, []string{"nets"}, map[string]string{"allowedEgressDomains": "nfgate does not resolve domain names"})
+	for _, e := range c.list(s.get("nets")) {
+		v, ok := c.str(e)
+		if !ok {
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, err2 := netip.ParseAddr(v)
+			if err2 != nil || a.Zone() != "" {
+				c.errf(e, "invalid CIDR %q", v)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p != p.Masked() {
+			c.warnf(e, "CIDR %q has host bits set; using %s", v, p.Masked())
+			p = p.Masked()
+		}
+		g.Nets = append(g.Nets, p)
+	}
+	col.sets = append(col.sets, g)
+}
+
+func (c *conv) profile(r *resIn, col *collected) {
+	name, _ := c.name(r, col)
+	c.labels(r.labels)
+	s := c.spec(r, []string{"labelsToApply", "ingress", "egress"}, nil)
+	p := policy.Profile{Name: name, Pos: r.pos, LabelsToApply: c.labels(s.get("labelsToApply"))}
+	p.Ingress = c.rules(s.get("ingress"))
+	p.Egress = c.rules(s.get("egress"))
+	col.profiles = append(col.profiles, p)
+}
+
+// builtinTiers are the tiers Calico's client ensures exist, with the order
+// and default action its validation enforces.
+var builtinTiers = map[string]struct {
+	order  float64
+	action policy.TierDefault
+}{
+	"kube-admin":    {1000, policy.TierPass},
+	"default":       {1000000, policy.TierDeny},
+	"kube-baseline": {10000000, policy.TierPass},
+}
+
+func (c *conv) tier(r *resIn, col *collected) {
+	name, ok := c.name(r, col)
+	c.labels(r.labels)
+	s := c.spec(r, []string{"order", "defaultAction"}, nil)
+	t := policy.Tier{Name: name, Pos: r.pos, DefaultAction: policy.TierDeny}
+	if o, ok := c.number(s.get("order")); ok {
+		t.Order = &o
+	}
+	if v, ok := c.str(s.get("defaultAction")); ok {
+		switch v {
+		case "Deny":
+		case "Pass":
+			t.DefaultAction = policy.TierPass
+		default:
+			c.errf(s.get("defaultAction"), "invalid defaultAction %q: must be Deny or Pass", v)
+		}
+	}
+	if b, builtin := builtinTiers[name]; builtin {
+		if !isSet(s.get("defaultAction")) {
+			t.DefaultAction = b.action
+		}
+		if t.Order == nil {
+			o := b.order
+			t.Order = &o
+		}
+		if *t.Order != b.order {
+			c.errf(orSelf(s.get("order"), s), "%s tier order must be %s", name, fmt.Sprint(int64(b.order)))
+		}
+		if t.DefaultAction != b.action {
+			want := "Deny"
+			if b.action == policy.TierPass {
+				want = "Pass"
+			}
+			c.errf(orSelf(s.get("defaultAction"), s), "The '%s' tier must have default action '%s'", name, want)
+		}
+	}
+	if ok {
+		col.tierPos[name] = r.name
+	}
+	col.tiers = append(col.tiers, t)
+}
+
+func orSelf(n, self *node) *node {
+	if n != nil {
+		return n
+	}
+	return self
+}

@@ -1,0 +1,310 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"gopkg.in/yaml.v3"
+
+	"github.com/nfgate/nfgate/policy"
+)
+
+// The TOML and YAML decoders both produce a tree of nodes that carry their
+// source position and field path; one converter (convert.go) validates that
+// tree into the policy model, so both formats get the same checks and the
+// same messages.
+
+type kind uint8
+
+const (
+	kNull kind = iota
+	kString
+	kInt
+	kFloat
+	kBool
+	kMap
+	kList
+	kOther // TOML datetimes, YAML timestamps and binaries
+)
+
+var kindNames = [...]string{"null", "string", "integer", "number", "boolean", "table", "list", "datetime"}
+
+func (k kind) String() string { return kindNames[k] }
+
+type node struct {
+	kind kind
+	s    string // kString; the source text for kOther
+	i    int64
+	f    float64
+	b    bool
+	keys []string // kMap, in source order
+	m    map[string]*node
+	list []*node
+	pos  policy.Pos // the value (YAML) or the key/header (TOML)
+	kpos policy.Pos // the key naming this node, when it has one
+	path string     // field path, relative to the resource or document
+}
+
+func (n *node) get(k string) *node {
+	if n == nil || n.m == nil {
+		return nil
+	}
+	return n.m[k]
+}
+
+// setPaths assigns field paths to n's subtree, n itself being base.
+func setPaths(n *node, base string) {
+	n.path = base
+	for _, k := range n.keys {
+		setPaths(n.m[k], joinPath(base, k))
+	}
+	for i, c := range n.list {
+		setPaths(c, fmt.Sprintf("%s[%d]", base, i))
+	}
+}
+
+func joinPath(base, k string) string {
+	if base == "" {
+		return k
+	}
+	return base + "." + k
+}
+
+// Limits that keep hostile input from exhausting the stack or memory.
+const (
+	maxDepth = 64
+	maxNodes = 1 << 20
+)
+
+var errTooDeep = errors.New("nesting too deep")
+var errTooBig = errors.New("document too large (after alias expansion)")
+
+// ---- YAML ----
+
+type yamlBuilder struct {
+	file  string
+	count int
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+// parseYAML splits a YAML stream into document trees. A syntax error stops
+// the stream (yaml.v3 cannot resume) and is returned as a Diag.
+func parseYAML(file string, data []byte) ([]*node, *Diag) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*node
+	b := &yamlBuilder{file: file}
+	for {
+		var y yaml.Node
+		err := dec.Decode(&y)
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			d := &Diag{File: file, Msg: err.Error()}
+			if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+				d.Line, _ = strconv.Atoi(m[1])
+			}
+			return docs, d
+		}
+		if y.Kind == yaml.DocumentNode && len(y.Content) == 0 {
+			continue
+		}
+		root := &y
+		if y.Kind == yaml.DocumentNode {
+			root = y.Content[0]
+		}
+		n, err := b.build(root, 0)
+		if err != nil {
+			return docs, &Diag{File: file, Line: y.Line, Col: y.Column, Msg: err.Error()}
+		}
+		if n.kind == kNull {
+			continue // an empty document
+		}
+		setPaths(n, "")
+		docs = append(docs, n)
+	}
+}
+
+func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
+	if b.count++; b.count > maxNodes {
+		return nil, errTooBig
+	}
+	n := &node{pos: policy.Pos{File: b.file, Line: y.Line, Col: y.Column}}
+	switch y.Kind {
+	case yaml.AliasNode:
+		if y.Alias == nil {
+			return nil, errors.New("unknown alias")
+		}
+		a, err := b.build(y.Alias, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		a.pos = n.pos
+		return a, nil
+	case yaml.DocumentNode:
+		if len(y.Content) == 0 {
+			n.kind = kNull
+			return n, nil
+		}
+		return b.build(y.Content[0], depth+1)
+	case yaml.MappingNode:
+		n.kind = kMap
+		n.m = make(map[string]*node, len(y.Content)/2)
+		for i := 0; i+1 < len(y.Content); i += 2 {
+			k, v := y.Content[i], y.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("line %d: mapping keys must be strings", k.Line)
+			}
+			if _, dup := n.m[k.Value]; dup {
+				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
+			}
+			c, err := b.build(v, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			c.kpos = policy.Pos{File: b.file, Line: k.Line, Col: k.Column}
+			n.keys = append(n.keys, k.Value)
+			n.m[k.Value] = c
+		}
+	case yaml.SequenceNode:
+		n.kind = kList
+		for _, e := range y.Content {
+			c, err := b.build(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			c.kpos = c.pos
+			n.list = append(n.list, c)
+		}
+	case yaml.ScalarNode:
+		n.s = y.Value
+		switch y.ShortTag() {
+		case "!!null":
+			n.kind = kNull
+		case "!!bool":
+			n.kind = kBool
+			if err := y.Decode(&n.b); err != nil {
+				n.kind = kString
+			}
+		case "!!int":
+			n.kind = kInt
+			if err := y.Decode(&n.i); err != nil {
+				n.kind = kFloat // out of int64 range; reported as "not an integer"
+				n.f = math.Inf(1)
+			}
+		case "!!float":
+			n.kind = kFloat
+			if err := y.Decode(&n.f); err != nil {
+				n.kind = kString
+			}
+		case "!!str":
+			n.kind = kString
+		default:
+			n.kind = kOther
+		}
+	default:
+		return nil, fmt.Errorf("line %d: unsupported YAML node", y.Line)
+	}
+	return n, nil
+}
+
+// ---- TOML ----
+
+// parseTOML decodes a TOML file into a tree whose paths are the full key
+// paths from the file's root. Positions come from scanTOMLPositions, since
+// toml.MetaData keeps no position per array element.
+func parseTOML(file string, data []byte) (*node, *Diag) {
+	var m map[string]any
+	if _, err := toml.Decode(string(data), &m); err != nil {
+		d := &Diag{File: file, Msg: err.Error()}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			d.Line, d.Col, d.Msg = pe.Position.Line, pe.Position.Col, pe.Message
+		}
+		return nil, d
+	}
+	idx := scanTOMLPositions(data)
+	root, err := tomlBuild(m, "", idx, policy.Pos{File: file, Line: 1, Col: 1}, file, 0)
+	if err != nil {
+		return nil, &Diag{File: file, Line: 1, Col: 1, Msg: err.Error()}
+	}
+	setPaths(root, "")
+	return root, nil
+}
+
+func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, file string, depth int) (*node, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
+	pos := parent
+	if p, ok := idx[path]; ok {
+		pos = policy.Pos{File: file, Line: p[0], Col: p[1]}
+	}
+	n := &node{pos: pos, kpos: pos}
+	switch v := v.(type) {
+	case string:
+		n.kind, n.s = kString, v
+	case int64:
+		n.kind, n.i = kInt, v
+	case float64:
+		n.kind, n.f = kFloat, v
+	case bool:
+		n.kind, n.b = kBool, v
+	case map[string]any:
+		n.kind = kMap
+		n.m = make(map[string]*node, len(v))
+		for k, x := range v {
+			c, err := tomlBuild(x, joinPath(path, k), idx, pos, file, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.m[k] = c
+			n.keys = append(n.keys, k)
+		}
+		sort.Slice(n.keys, func(i, j int) bool {
+			a, b := n.m[n.keys[i]].pos, n.m[n.keys[j]].pos
+			if a.Line != b.Line {
+				return a.Line < b.Line
+			}
+			if a.Col != b.Col {
+				return a.Col < b.Col
+			}
+			return n.keys[i] < n.keys[j]
+		})
+	case []map[string]any:
+		n.kind = kList
+		for i, x := range v {
+			c, err := tomlBuild(x, fmt.Sprintf("%s[%d]", path, i), idx, pos, file, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.list = append(n.list, c)
+		}
+	case []any:
+		n.kind = kList
+		for i, x := range v {
+			c, err := tomlBuild(x, fmt.Sprintf("%s[%d]", path, i), idx, pos, file, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.list = append(n.list, c)
+		}
+	case time.Time, toml.Primitive:
+		n.kind, n.s = kOther, fmt.Sprint(v)
+	default:
+		n.kind, n.s = kOther, fmt.Sprint(v)
+	}
+	return n, nil
+}

@@ -1,0 +1,421 @@
+package policy
+
+import (
+	"net/netip"
+
+	"github.com/nfgate/nfgate/classify"
+	"github.com/nfgate/nfgate/policy/dtree"
+	"github.com/nfgate/nfgate/policy/selector"
+)
+
+// A rule, for one address family, factored into independent set-valued
+// parts (spec §6). Its match set is the product of the parts, so it expands
+// into hyper-rectangles for the decision tree, or is matched part by part
+// when the product is too large.
+
+// maxRectsPerRule caps a rule's expansion; larger rules are matched in order
+// by the exact slow matcher.
+var maxRectsPerRule = 4096
+
+type portMode uint8
+
+const (
+	portsAny   portMode = iota
+	portsIn             // ports: numeric ranges or named ports
+	portsNotIn          // notPorts: outside numeric ranges and not a named port
+)
+
+// namedPort is one (address, protocol, port) member of a named-port set.
+type namedPort struct {
+	addr  u128
+	proto uint8
+	port  uint16
+}
+
+// side is a rule's source or destination for one family.
+type side struct {
+	addrs spans
+	mode  portMode
+	// ports: for portsIn the allowed numeric ranges; for portsNotIn the
+	// complement of the notPorts numeric ranges within [0, 65535].
+	ports []rng
+	named []namedPort // portsIn: extra alternatives; portsNotIn: exclusions
+}
+
+// frule is a factored rule: the rule matches a key iff every part matches.
+type frule struct {
+	protos []rng    // allowed protocols
+	icmp   [][2]rng // allowed (type, code) pairs; NoICMP included in the wildcard
+	src    side
+	dst    side
+}
+
+var (
+	anyAddrPortProto = rng{0, dtree.NoPort}
+	anyICMP          = [2]rng{{0, dtree.NoICMP}, {0, dtree.NoICMP}}
+)
+
+// addrEntry is a labelled set of addresses a rule selector can select: a
+// HostEndpoint (its expectedIPs, with its ports) or a GlobalNetworkSet.
+type addrEntry struct {
+	labels map[string]string
+	spans  [2]spans // [0] IPv4, [1] IPv6
+	ports  []EndpointPort
+	addrs  []u128Fam // expectedIPs, for named ports
+}
+
+type u128Fam struct {
+	a   u128
+	fam uint8
+}
+
+func famIdx(fam uint8) int {
+	if fam == 6 {
+		return 1
+	}
+	return 0
+}
+
+// isGlobal reports whether a namespaceSelector is global().
+func isGlobal(s *selector.Selector) bool { return s != nil && s.IsGlobalOnly() }
+
+// sideMatcher returns the endpoint predicate of an entity rule's positive
+// selector (folded with notSelector, spec §6), or nil when the rule has no
+// positive selector. scoped is false when a namespaceSelector other than
+// global() makes the selector select nothing.
+func sideSelector(e *EntityRule) (pos func(map[string]string) bool, has bool) {
+	if e.Selector == nil && e.NamespaceSelector == nil {
+		return nil, false
+	}
+	if e.NamespaceSelector != nil && !isGlobal(e.NamespaceSelector) {
+		return func(map[string]string) bool { return false }, true
+	}
+	sel, not := e.Selector, e.NotSelector
+	return func(l map[string]string) bool {
+		if sel != nil && !sel.Evaluate(l) {
+			return false
+		}
+		return not == nil || !not.Evaluate(l)
+	}, true
+}
+
+// buildSide factors one entity rule for family fam. ok is false when the
+// side can never match.
+func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntry) (side, bool) {
+	s := side{addrs: fullSpans(fam)}
+	if len(e.Nets) > 0 {
+		s.addrs = s.addrs.intersect(prefixSpans(e.Nets, fam))
+	}
+	if len(e.NotNets) > 0 {
+		s.addrs = s.addrs.intersect(prefixSpans(e.NotNets, fam).complement(fam))
+	}
+	pos, hasPos := sideSelector(e)
+	if hasPos {
+		var sel spans
+		for i := range entries {
+			if pos(entries[i].labels) {
+				sel = append(sel, entries[i].spans[famIdx(fam)]...)
+			}
+		}
+		s.addrs = s.addrs.intersect(normalize(sel))
+	} else if e.NotSelector != nil {
+		var sel spans
+		for i := range entries {
+			if e.NotSelector.Evaluate(entries[i].labels) {
+				sel = append(sel, entries[i].spans[famIdx(fam)]...)
+			}
+		}
+		s.addrs = s.addrs.intersect(normalize(sel).complement(fam))
+	}
+	if len(s.addrs) == 0 {
+		return s, false
+	}
+
+	list := e.Ports
+	if len(e.NotPorts) > 0 {
+		// Validation never allows both; notPorts wins if it happens.
+		list = e.NotPorts
+		s.mode = portsNotIn
+	} else if len(e.Ports) > 0 {
+		s.mode = portsIn
+	}
+	if s.mode == portsAny {
+		return s, true
+	}
+	var numeric []rng
+	for _, p := range list {
+		if p.Name == "" {
+			numeric = append(numeric, rng{uint32(p.Min), uint32(p.Max)})
+			continue
+		}
+		for i := range entries {
+			en := &entries[i]
+			if en.ports == nil || (hasPos && !pos(en.labels)) {
+				continue
+			}
+			for _, ep := range en.ports {
+				if ep.Name != p.Name || (ruleProto != nil && ruleProto.Num != ep.Protocol) {
+					continue
+				}
+				for _, a := range en.addrs {
+					if a.fam == fam && s.addrs.contains(a.a) {
+						s.named = append(s.named, namedPort{addr: a.a, proto: ep.Protocol, port: ep.Port})
+					}
+				}
+			}
+		}
+	}
+	numeric = normRanges(numeric)
+	if s.mode == portsNotIn {
+		s.ports = complementRanges(numeric, 65535)
+		if len(s.ports) == 0 {
+			return s, false
+		}
+	} else {
+		s.ports = numeric
+		if len(s.ports) == 0 && len(s.named) == 0 {
+			return s, false
+		}
+	}
+	return s, true
+}
+
+// ruleFamily is the family a rule is restricted to by ipVersion, or inferred
+// from the protocol name ICMP / ICMPv6 (spec §6); 0 for both.
+func ruleFamily(r *Rule) uint8 {
+	if r.IPVersion != 0 {
+		return r.IPVersion
+	}
+	if r.Protocol != nil && r.Protocol.Named {
+		switch r.Protocol.Num {
+		case classify.ProtoICMP:
+			return 4
+		case classify.ProtoICMPv6:
+			return 6
+		}
+	}
+	return 0
+}
+
+// renderedFor reports whether Felix renders the rule for family fam: not if
+// ipVersion says otherwise, nor if one of its net lists holds only nets of the
+// other family (spec §6, FilterRuleToIPVersion).
+func renderedFor(r *Rule, fam uint8) bool {
+	if f := ruleFamily(r); f != 0 && f != fam {
+		return false
+	}
+	for _, nets := range [...][]netip.Prefix{r.Source.Nets, r.Source.NotNets, r.Destination.Nets, r.Destination.NotNets} {
+		if len(nets) == 0 {
+			continue
+		}
+		ok := false
+		for _, n := range nets {
+			if n.IsValid() && prefixFamily(n) == fam {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// factor builds the factored form of r for family fam. ok is false when the
+// rule can never match a packet of that family.
+func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
+	if !renderedFor(r, fam) {
+		return f, false
+	}
+	f.protos = []rng{{0, 255}}
+	if r.Protocol != nil {
+		f.protos = []rng{{uint32(r.Protocol.Num), uint32(r.Protocol.Num)}}
+	}
+	if r.NotProtocol != nil {
+		n := uint32(r.NotProtocol.Num)
+		var out []rng
+		for _, p := range f.protos {
+			if n < p[0] || n > p[1] {
+				out = append(out, p)
+				continue
+			}
+			if n > p[0] {
+				out = append(out, rng{p[0], n - 1})
+			}
+			if n < p[1] {
+				out = append(out, rng{n + 1, p[1]})
+			}
+		}
+		f.protos = out
+	}
+	if len(f.protos) == 0 {
+		return f, false
+	}
+
+	f.icmp = [][2]rng{anyICMP}
+	if m := r.ICMP; m != nil {
+		p := [2]rng{{0, 255}, {0, 255}}
+		if m.HasType {
+			p[0] = rng{uint32(m.Type), uint32(m.Type)}
+			if m.HasCode {
+				p[1] = rng{uint32(m.Code), uint32(m.Code)}
+			}
+		}
+		f.icmp = [][2]rng{p}
+	}
+	if m := r.NotICMP; m != nil {
+		var allowed [][2]rng
+		if m.HasType {
+			t := uint32(m.Type)
+			for _, tr := range complementRanges([]rng{{t, t}}, 255) {
+				allowed = append(allowed, [2]rng{tr, {0, 255}})
+			}
+			if m.HasCode {
+				c := uint32(m.Code)
+				for _, cr := range complementRanges([]rng{{c, c}}, 255) {
+					allowed = append(allowed, [2]rng{{t, t}, cr})
+				}
+			}
+		}
+		var out [][2]rng
+		for _, a := range f.icmp {
+			for _, b := range allowed {
+				t, ok1 := intersectRng(a[0], b[0])
+				c, ok2 := intersectRng(a[1], b[1])
+				if ok1 && ok2 {
+					out = append(out, [2]rng{t, c})
+				}
+			}
+		}
+		f.icmp = out
+	}
+	if len(f.icmp) == 0 {
+		return f, false
+	}
+
+	var okS, okD bool
+	f.src, okS = buildSide(&r.Source, fam, r.Protocol, entries)
+	f.dst, okD = buildSide(&r.Destination, fam, r.Protocol, entries)
+	return f, okS && okD
+}
+
+// sideRect is one rectangle of a side: addresses × ports, restricted to protocols.
+type sideRect struct {
+	addr  [2]u128
+	port  rng
+	proto rng
+}
+
+// rects expands a side; ok is false when the side cannot be expanded
+// exactly (named notPorts) or would exceed limit rectangles.
+func (s *side) rects(limit int) ([]sideRect, bool) {
+	anyProto := rng{0, 255}
+	switch s.mode {
+	case portsAny:
+		if len(s.addrs) > limit {
+			return nil, false
+		}
+		out := make([]sideRect, 0, len(s.addrs))
+		for _, a := range s.addrs {
+			out = append(out, sideRect{addr: [2]u128{a.lo, a.hi}, port: anyAddrPortProto, proto: anyProto})
+		}
+		return out, true
+	case portsNotIn:
+		if len(s.named) > 0 {
+			return nil, false
+		}
+	}
+	if len(s.addrs)*len(s.ports)+len(s.named) > limit {
+		return nil, false
+	}
+	var out []sideRect
+	for _, a := range s.addrs {
+		for _, p := range s.ports {
+			out = append(out, sideRect{addr: [2]u128{a.lo, a.hi}, port: p, proto: anyProto})
+		}
+	}
+	for _, n := range s.named {
+		out = append(out, sideRect{addr: [2]u128{n.addr, n.addr}, port: rng{uint32(n.port), uint32(n.port)}, proto: rng{uint32(n.proto), uint32(n.proto)}})
+	}
+	return out, true
+}
+
+// expand returns the rule's rectangles (Priority unset), or ok=false when
+// they would exceed limit.
+func (f *frule) expand(limit int) ([]dtree.Rule, bool) {
+	src, ok := f.src.rects(limit)
+	if !ok {
+		return nil, false
+	}
+	dst, ok := f.dst.rects(limit)
+	if !ok {
+		return nil, false
+	}
+	if len(f.protos)*len(f.icmp)*len(src)*len(dst) > limit {
+		return nil, false
+	}
+	var out []dtree.Rule
+	for _, p := range f.protos {
+		for _, ic := range f.icmp {
+			for _, s := range src {
+				ps, ok := intersectRng(p, s.proto)
+				if !ok {
+					continue
+				}
+				for _, d := range dst {
+					pd, ok := intersectRng(ps, d.proto)
+					if !ok {
+						continue
+					}
+					out = append(out, dtree.Rule{
+						Src: s.addr, Dst: d.addr,
+						Proto: pd, SPort: s.port, DPort: d.port,
+						ICMPType: ic[0], ICMPCode: ic[1],
+					})
+				}
+			}
+		}
+	}
+	return out, true
+}
+
+func (s *side) match(a u128, proto, port uint32) bool {
+	if !s.addrs.contains(a) {
+		return false
+	}
+	switch s.mode {
+	case portsIn:
+		if port != dtree.NoPort && inRanges(s.ports, port) {
+			return true
+		}
+		return s.namedHit(a, proto, port)
+	case portsNotIn:
+		return port != dtree.NoPort && inRanges(s.ports, port) && !s.namedHit(a, proto, port)
+	}
+	return true
+}
+
+func (s *side) namedHit(a u128, proto, port uint32) bool {
+	for i := range s.named {
+		n := &s.named[i]
+		if n.addr == a && uint32(n.proto) == proto && uint32(n.port) == port {
+			return true
+		}
+	}
+	return false
+}
+
+// match is the exact slow matcher: it allocates nothing.
+func (f *frule) match(k *dtree.Key) bool {
+	if !inRanges(f.protos, k.Proto) {
+		return false
+	}
+	hit := false
+	for _, ic := range f.icmp {
+		if k.ICMPType >= ic[0][0] && k.ICMPType <= ic[0][1] && k.ICMPCode >= ic[1][0] && k.ICMPCode <= ic[1][1] {
+			hit = true
+			break
+		}
+	}
+	return hit && f.src.match(k.Src, k.Proto, k.SPort) && f.dst.match(k.Dst, k.Proto, k.DPort)
+}

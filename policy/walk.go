@@ -1,0 +1,243 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/nfgate/nfgate/classify"
+)
+
+// Path says where a synthetic packet enters and leaves the host, for Walk.
+type Path struct {
+	In  Interface // arrival interface (unused when FromLocal, unless ToLocal too)
+	Out Interface // leaving interface (unused when ToLocal, unless FromLocal too)
+	// OutBeforeDNAT is the route of locally originated traffic before nat
+	// OUTPUT rewrote its destination (used for the raw OUTPUT dispatch).
+	// Empty Name means Out.
+	OutBeforeDNAT Interface
+	FromLocal     bool // originated by the host
+	ToLocal       bool // delivered to the host (with FromLocal: local to local, In is usually lo)
+	// DNATAddr, if valid, is the address nat PREROUTING/OUTPUT rewrites the
+	// destination to; DNATPort, if not 0, the new destination port.
+	DNATAddr netip.Addr
+	DNATPort uint16
+}
+
+// StageTrace is one stage a packet passed.
+type StageTrace struct {
+	Stage     Stage
+	Interface string // interface whose endpoint binding decided the chain
+	Decision  Decision
+	Packet    classify.Packet // the tuple this stage matched on
+}
+
+// Trace is every stage a packet passed, in kernel order, and the outcome.
+type Trace struct {
+	Stages []StageTrace
+	// Final is DROP if any stage dropped; otherwise NONE if a filter stage
+	// (input, forward, output) left the packet to the host's own rules;
+	// otherwise ACCEPT.
+	Final Verdict
+}
+
+func (t *Trace) add(st Stage, ifc string, d Decision, pkt *classify.Packet) bool {
+	t.Stages = append(t.Stages, StageTrace{Stage: st, Interface: ifc, Decision: d, Packet: *pkt})
+	return d.Verdict == Drop
+}
+
+func (t *Trace) finish() Trace {
+	t.Final = Accept
+	for _, s := range t.Stages {
+		switch {
+		case s.Decision.Verdict == Drop:
+			t.Final = Drop
+			return *t
+		case s.Decision.Verdict == None && (s.Stage == StageInput || s.Stage == StageOutput || s.Stage == StageForward):
+			t.Final = None
+		}
+	}
+	return *t
+}
+
+func (path *Path) dnat(pkt *classify.Packet) {
+	if path.DNATAddr.IsValid() {
+		pkt.Dst = path.DNATAddr
+		if path.DNATPort != 0 && pkt.HasPorts() {
+			pkt.DstPort = path.DNATPort
+		}
+	}
+}
+
+// Walk passes a synthetic packet through every stage exactly as the kernel
+// hooks would, using the same compiled evaluation the engine uses:
+// untracked (raw), pre-DNAT (mangle), DNAT, then filter INPUT, FORWARD or
+// OUTPUT (with the out-interface's endpoint after DNAT), carrying the
+// accept-mark between stages (spec §2, §3.2, §11).
+func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
+	var t Trace
+	pk := pkt
+	dnatDone := false
+	if path.FromLocal {
+		b0ifc := path.OutBeforeDNAT
+		if b0ifc.Name == "" {
+			b0ifc = path.Out
+		}
+		b0 := p.Bind(b0ifc)
+		outAccepted := false
+		if b0.Untracked != NoEndpoint {
+			d := p.Untracked(b0.Untracked, Egress, &pk)
+			if t.add(StageUntracked, b0ifc.Name, d, &pk) {
+				return t.finish()
+			}
+			outAccepted = d.AcceptMark
+		}
+		if !outAccepted {
+			// NOTRACKed packets bypass the nat table.
+			path.dnat(&pk)
+			dnatDone = true
+		}
+		bo := p.Bind(path.Out)
+		var d Decision
+		switch {
+		case outAccepted:
+			d = decision(Accept, ReasonEarlierStage, b0.Untracked)
+		case bo.Workload:
+			d = decision(None, ReasonNotPoliced, NoEndpoint) // host to workload is never policed
+		default:
+			d = p.Local(bo.Filter, Egress, &pk)
+		}
+		if t.add(StageOutput, path.Out.Name, d, &pk) || !path.ToLocal {
+			return t.finish()
+		}
+		if outAccepted {
+			pk.CT = classify.CTUntracked
+		}
+	}
+
+	// Arrival on path.In: raw PREROUTING, mangle PREROUTING, DNAT.
+	bi := p.Bind(path.In)
+	accepted := false
+	untracked := false
+	if bi.Untracked != NoEndpoint {
+		d := p.Untracked(bi.Untracked, Ingress, &pk)
+		if t.add(StageUntracked, path.In.Name, d, &pk) {
+			return t.finish()
+		}
+		accepted, untracked = d.AcceptMark, d.AcceptMark
+	}
+	if !accepted && bi.PreDNAT != NoEndpoint {
+		d := p.PreDNAT(bi.PreDNAT, &pk)
+		if t.add(StagePreDNAT, path.In.Name, d, &pk) {
+			return t.finish()
+		}
+		accepted = d.AcceptMark
+	}
+	if !untracked && !dnatDone {
+		path.dnat(&pk)
+	}
+
+	if path.ToLocal {
+		var d Decision
+		switch {
+		case bi.Workload:
+			v := Drop
+			if p.cfg.Settings.DefaultEndpointToHostAction == Allow {
+				v = Accept
+			}
+			d = decision(v, ReasonWorkloadToHost, NoEndpoint)
+		case accepted:
+			d = decision(Accept, ReasonEarlierStage, NoEndpoint)
+		default:
+			d = p.Local(bi.Filter, Ingress, &pk)
+		}
+		t.add(StageInput, path.In.Name, d, &pk)
+		return t.finish()
+	}
+	bo := p.Bind(path.Out)
+	d := p.Forward(bi.ForwardIn, bo.Filter, accepted, &pk)
+	ifc := path.In.Name
+	if d.Endpoint != NoEndpoint && d.Endpoint == bo.Filter && d.Endpoint != bi.ForwardIn {
+		ifc = path.Out.Name
+	}
+	t.add(StageForward, ifc, d, &pk)
+	return t.finish()
+}
+
+// Description is a Decision with names instead of indexes, for traces.
+type Description struct {
+	Verdict  string
+	Reason   string
+	Endpoint string // host endpoint name, "" when none
+	Tier     string // "" when none
+	Policy   string // policy or profile name, "" when none
+	Profile  bool   // Policy names a profile
+	Rule     int32  // rule index within the policy's direction, NoIndex when none
+	Pos      Pos    // where the deciding rule (or policy) was defined, when known
+	Logged   bool
+}
+
+// Describe names the endpoint, tier, policy and rule of a decision.
+func (p *Program) Describe(d Decision) Description {
+	out := Description{Verdict: d.Verdict.String(), Reason: d.Reason.String(), Rule: d.Rule, Logged: d.Logged}
+	if e := p.Endpoint(d.Endpoint); e != nil {
+		out.Endpoint = e.Name
+	}
+	if d.Tier >= 0 && int(d.Tier) < len(p.r.tiers) {
+		out.Tier = p.r.tiers[d.Tier].Name
+	}
+	if d.Policy >= 0 {
+		var rules []Rule
+		if d.Reason == ReasonProfile {
+			if int(d.Policy) < len(p.cfg.Profiles) {
+				pr := &p.cfg.Profiles[d.Policy]
+				out.Policy, out.Profile, out.Pos = pr.Name, true, pr.Pos
+				rules = pickRules(pr.Ingress, pr.Egress, d)
+			}
+		} else if int(d.Policy) < len(p.cfg.Policies) {
+			pol := &p.cfg.Policies[d.Policy]
+			out.Policy, out.Pos = pol.Name, pol.Pos
+			rules = pickRules(pol.Ingress, pol.Egress, d)
+		}
+		if d.Rule >= 0 && int(d.Rule) < len(rules) && rules[d.Rule].Pos.Line != 0 {
+			out.Pos = rules[d.Rule].Pos
+		}
+	}
+	return out
+}
+
+// pickRules chooses the rules of the decision's direction.
+func pickRules(in, eg []Rule, d Decision) []Rule {
+	if d.Dir == Egress {
+		return eg
+	}
+	return in
+}
+
+func (d Description) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s)", d.Verdict, d.Reason)
+	if d.Endpoint != "" {
+		fmt.Fprintf(&b, " endpoint %s", d.Endpoint)
+	}
+	if d.Tier != "" {
+		fmt.Fprintf(&b, " tier %s", d.Tier)
+	}
+	if d.Policy != "" {
+		kind := "policy"
+		if d.Profile {
+			kind = "profile"
+		}
+		fmt.Fprintf(&b, " %s %s", kind, d.Policy)
+	}
+	if d.Rule >= 0 {
+		fmt.Fprintf(&b, " rule %d", d.Rule)
+	}
+	if d.Pos.File != "" {
+		fmt.Fprintf(&b, " at %s:%d", d.Pos.File, d.Pos.Line)
+	}
+	if d.Logged {
+		b.WriteString(" [logged]")
+	}
+	return b.String()
+}
