@@ -72,7 +72,9 @@ func loadConfig(path string) (l *engine.Loaded, rt config.Runtime, errs []string
 // ctAdapter adapts ctnl to engine.Conntrack.
 type ctAdapter struct{ c *ctnl.Conn }
 
-func (a ctAdapter) Recheck(owned, clear, set uint32) (int, error) { return a.c.Remark(owned, clear, set) }
+func (a ctAdapter) Recheck(owned, clear, set uint32) (int, error) {
+	return a.c.Remark(owned, clear, set)
+}
 func (a ctAdapter) Cut(t engine.FlowTuple) error {
 	icmp := t.Proto == 1 || t.Proto == 58
 	return a.c.Delete(ctnl.Tuple{Proto: t.Proto, Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, ICMP: icmp})
