@@ -137,17 +137,3 @@ func TestKernelMachinery(t *testing.T) {
 	_ = maintIdx
 	cancel()
 }
-
-func readGreeting(c net.Conn) bool {
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 6)
-	n := 0
-	for n < 6 {
-		m, err := c.Read(buf[n:])
-		if err != nil {
-			return false
-		}
-		n += m
-	}
-	return string(buf) == "hello\n"
-}
