@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got with testdata/<name>, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from golden file (run go test -update after checking the diff):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func runCheckArgs(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := runCheck(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// Interfaces the golden reports resolve against (the lab's and the guides').
+var checkIfaces = []string{"--host-interfaces=false", "--iface", "eth0", "--iface", "eth1", "--iface", "lo",
+	"--iface", "ext0", "--iface", "app0", "--iface", "mnt0", "--iface", "cali123"}
+
+func TestCheckExamplesGolden(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*/nfgate*.toml")
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(strings.ReplaceAll(strings.TrimPrefix(f, "../../examples/"), "/", "_"), ".toml")
+		code, out, errs := runCheckArgs(append([]string{"--config", f}, checkIfaces...)...)
+		if code != 0 {
+			t.Errorf("%s: exit %d\n%s", f, code, errs)
+			continue
+		}
+		golden(t, "check_"+name+".txt", out)
+	}
+}
+
+func TestCheckJSONSelects(t *testing.T) {
+	code, out, errs := runCheckArgs(append([]string{"--config", "../../examples/pre-dnat/nfgate.toml", "--json"}, checkIfaces...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "check_pre-dnat.json", out)
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	sel := map[string][]string{}
+	for _, p := range rep.Policies {
+		sel[p.Name] = p.Selects
+	}
+	for _, name := range []string{"allow-cluster-internal-ingress", "drop-other-ingress"} {
+		if len(sel[name]) == 0 {
+			t.Errorf("policy %s: selects %v, want the has(host-endpoint) endpoints", name, sel[name])
+		}
+	}
+}
+
+// A broken configuration exits 1 and names file, line, field for every error.
+func TestCheckBroken(t *testing.T) {
+	files := []string{"../../policy/config/testdata/broken/nfgate.toml"}
+	if len(files) == 0 {
+		t.Fatal("no broken examples")
+	}
+	for _, f := range files {
+		code, out, errs := runCheckArgs("--config", f, "--host-interfaces=false")
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s%s", f, code, out, errs)
+		}
+		lines := 0
+		for _, l := range strings.Split(strings.TrimSpace(errs), "\n") {
+			if strings.HasPrefix(l, "warning:") || strings.HasPrefix(l, "nfgate check:") {
+				continue
+			}
+			lines++
+			// file:line:col: ...
+			parts := strings.SplitN(l, ":", 4)
+			if len(parts) < 4 || parts[1] == "" || parts[1][0] < '0' || parts[1][0] > '9' {
+				t.Errorf("%s: error without file:line: %q", f, l)
+			}
+		}
+		if lines == 0 {
+			t.Errorf("%s: no errors printed", f)
+		}
+		code, out, _ = runCheckArgs("--config", f, "--host-interfaces=false", "--json")
+		var rep checkReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.OK || len(rep.Errors) == 0 {
+			t.Errorf("%s --json: exit %d ok=%v errors=%d err=%v", f, code, rep.OK, len(rep.Errors), err)
+		}
+		for _, d := range rep.Errors {
+			if d.File == "" || d.Line == 0 || d.Msg == "" {
+				t.Errorf("%s --json: error lacks file/line/message: %+v", f, d)
+			}
+		}
+	}
+}
