@@ -43,9 +43,9 @@ func cleanupMain(args []string) int {
 	return 0
 }
 
-// loadConfig reads, validates and compiles path. On failure errs holds
+// loadLive reads, validates and compiles path. On failure errs holds
 // one "file:line: problem" line per error.
-func loadConfig(path string) (l *engine.Loaded, rt config.Runtime, errs []string, files []string) {
+func loadLive(path string) (l *engine.Loaded, rt config.Runtime, errs []string, files []string) {
 	ld, err := config.Load(path)
 	if ld != nil {
 		files = ld.Files
@@ -107,7 +107,7 @@ func runMain(args []string) int {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 
-	loaded, rt, errs, files := loadConfig(*cfgPath)
+	loaded, rt, errs, files := loadLive(*cfgPath)
 	if loaded == nil {
 		for _, e := range errs {
 			fmt.Fprintln(os.Stderr, e)
@@ -216,7 +216,7 @@ func runMain(args []string) int {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				l, nrt, errs, files := loadConfig(*cfgPath)
+				l, nrt, errs, files := loadLive(*cfgPath)
 				if l != nil && (nrt.QueueBase != rt.QueueBase || nrt.MarkMask != rt.MarkMask || nrt.FailureMode != rt.FailureMode) {
 					log.Warn("queueBase, markMask and failureMode changes need a restart; kept the running values")
 				}
