@@ -75,6 +75,9 @@ func (q *Queue) open(flags uint32) error {
 		nf.Close()
 		return err
 	}
+	// A large socket buffer absorbs bursts: when it is full the kernel
+	// counts user_dropped and drops (or, fail-open, accepts) the packet.
+	_ = nf.Con.SetReadBuffer(8 << 20)
 	q.nf = nf
 	return nil
 }
