@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -287,4 +288,59 @@ action = "Allow"
 	c.is("gw->127.0.0.1:8080 via lo", lab.TCPWorks(netlab.GW, "127.0.0.1:8080", 2*time.Second), true)
 	c.is("gw->127.0.0.1:9090 via lo", lab.TCPWorks(netlab.GW, "127.0.0.1:9090", shortWait), false)
 	c.is("forwarded lana->lanb:80 (no AoF policy: allowed)", lab.TCPWorks(netlab.LanA, netlab.LanBIP+":80", 2*time.Second), true)
+}
+
+// doNotTrack policy: evaluated per packet in raw, Allow NOTRACKs the flow
+// (both directions need untracked rules), Deny wins over normal policy,
+// no match falls through to tracked policy.
+func TestUntracked(t *testing.T) {
+	t.Parallel()
+	lab := netlab.NewGateway(t)
+	netlab.EchoServer(lab.Listen(netlab.GW, "tcp", ":8080"))
+	netlab.UDPEcho(lab.ListenPacket(netlab.GW, "udp", ":9000"))
+	netlab.UDPEcho(lab.ListenPacket(netlab.GW, "udp", ":9001"))
+	d := startDaemon(t, lab, `
+[gateway]
+nodeName = "gw"
+
+[[hostEndpoint]]
+name = "gw.app0"
+labels = { net = "app" }
+interfaceName = "app0"
+node = "gw"
+profiles = ["projectcalico-default-allow"]
+
+[[globalNetworkPolicy]]
+name = "dnt"
+selector = "net == 'app'"
+doNotTrack = true
+applyOnForward = true
+types = ["Ingress", "Egress"]
+[[globalNetworkPolicy.ingress]]
+action = "Deny"
+protocol = "UDP"
+destination = { ports = [9000] }
+[[globalNetworkPolicy.ingress]]
+action = "Allow"
+protocol = "TCP"
+destination = { ports = [8080] }
+[[globalNetworkPolicy.egress]]
+action = "Allow"
+protocol = "TCP"
+source = { ports = [8080] }
+`, "")
+	c := checker{t}
+	conn, err := lab.Dial(netlab.Client, "tcp", netlab.GWApp+":8080", 2*time.Second)
+	ok := err == nil && readGreeting(conn) && netlab.Roundtrip(conn, "1", time.Second) && netlab.Roundtrip(conn, "2", time.Second)
+	c.is("untracked Allow both ways: client->gw:8080 with round trips", ok, true)
+	ct, _ := lab.Exec(netlab.GW, "conntrack", "-L", "-p", "tcp", "--dport", "8080")
+	c.is("no conntrack entry for the untracked flow", !strings.Contains(ct, "dport=8080"), true)
+	if conn != nil {
+		conn.Close()
+	}
+	c.is("untracked Deny beats the allow-all profile: udp/9000", lab.UDPWorks(netlab.Client, netlab.GWApp+":9000", shortWait), false)
+	c.is("no untracked match falls through to tracked policy: udp/9001", lab.UDPWorks(netlab.Client, netlab.GWApp+":9001", 2*time.Second), true)
+	s := d.Stats()
+	t.Logf("untracked stage queued %d packets (per packet, by definition)", s.Queued["untracked"])
+	c.is("untracked stage queues every packet (>= 8 for the TCP exchange)", s.Queued["untracked"] >= 8, true)
 }
