@@ -344,3 +344,45 @@ source = { ports = [8080] }
 	t.Logf("untracked stage queued %d packets (per packet, by definition)", s.Queued["untracked"])
 	c.is("untracked stage queues every packet (>= 8 for the TCP exchange)", s.Queued["untracked"] >= 8, true)
 }
+
+// Egress of DNAT'd local traffic is judged in mangle POSTROUTING on the
+// post-DNAT tuple and the re-routed out-interface (spec §2.1).
+func TestDNATLocalEgress(t *testing.T) {
+	t.Parallel()
+	lab := netlab.NewGateway(t)
+	for _, p := range []string{"22", "80"} {
+		netlab.EchoServer(lab.Listen(netlab.Maint, "tcp", ":"+p))
+	}
+	// 198.18.9.9 is a service address the gateway DNATs to the maintenance host.
+	lab.MustNS(netlab.GW, "ip", "route", "add", "198.18.9.9/32", "dev", "app0")
+	for _, p := range []string{"22", "80"} {
+		lab.MustNS(netlab.GW, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", "198.18.9.9", "--dport", p,
+			"-j", "DNAT", "--to-destination", netlab.MaintIP+":"+p)
+	}
+	d := startDaemon(t, lab, `
+[gateway]
+nodeName = "gw"
+failsafeOutboundHostPorts = "none"
+
+[[hostEndpoint]]
+name = "gw.maint0"
+labels = { net = "maint" }
+interfaceName = "maint0"
+node = "gw"
+
+[[globalNetworkPolicy]]
+name = "maint-out"
+selector = "net == 'maint'"
+types = ["Egress"]
+[[globalNetworkPolicy.egress]]
+action = "Allow"
+protocol = "TCP"
+destination = { nets = ["198.18.2.2/32"], ports = [22] }
+`, "")
+	c := checker{t}
+	c.is("gw->198.18.9.9:22 DNAT'd to maint:22, allowed on the post-DNAT tuple", lab.TCPWorks(netlab.GW, "198.18.9.9:22", 2*time.Second), true)
+	c.is("gw->198.18.9.9:80 DNAT'd to maint:80, dropped", lab.TCPWorks(netlab.GW, "198.18.9.9:80", shortWait), false)
+	c.is("gw->maint:80 directly, dropped by filter OUTPUT", lab.TCPWorks(netlab.GW, netlab.MaintIP+":80", shortWait), false)
+	s := d.Stats()
+	c.is("output stage decided the DNAT'd flows (accepted >= 1, dropped >= 1)", s.Accepted["output"] >= 1 && s.Dropped["output"] >= 1, true)
+}
