@@ -3,10 +3,12 @@ package engine
 import (
 	"fmt"
 	"math/bits"
+
+	"github.com/nfgate/nfgate/policy/config"
 )
 
 // MarkBitsNeeded is how many bits of Runtime.MarkMask nfgate needs.
-const MarkBitsNeeded = 7
+const MarkBitsNeeded = config.MarkBitsNeeded
 
 // Marks is nfgate's bit layout inside the configured mark mask. Every bit is
 // one bit of the mask; nfgate never reads or writes a bit outside it. The
