@@ -111,6 +111,9 @@ func randRule(r *rand.Rand) policy.Rule {
 				if r.IntN(2) == 0 {
 					m.Code, m.HasCode = pick(r, []uint8{0, 1, 4}), true
 				}
+				if r.IntN(6) == 0 {
+					m = &policy.ICMPMatch{} // icmp: {}
+				}
 				if r.IntN(2) == 0 {
 					ru.ICMP = m
 				} else {

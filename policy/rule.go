@@ -252,29 +252,28 @@ func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
 		return f, false
 	}
 
+	// icmp/notICMP without a type (icmp: {}) render no ICMP match at all
+	// (Felix rule_convert.go: the match needs ICMPType); with a type, the
+	// kernel's icmp match never matches a packet whose ICMP header it cannot
+	// read, negated or not (NoICMP is outside every allowed range).
 	f.icmp = [][2]rng{anyICMP}
-	if m := r.ICMP; m != nil {
-		p := [2]rng{{0, 255}, {0, 255}}
-		if m.HasType {
-			p[0] = rng{uint32(m.Type), uint32(m.Type)}
-			if m.HasCode {
-				p[1] = rng{uint32(m.Code), uint32(m.Code)}
-			}
+	if m := r.ICMP; m != nil && m.HasType {
+		p := [2]rng{{uint32(m.Type), uint32(m.Type)}, {0, 255}}
+		if m.HasCode {
+			p[1] = rng{uint32(m.Code), uint32(m.Code)}
 		}
 		f.icmp = [][2]rng{p}
 	}
-	if m := r.NotICMP; m != nil {
+	if m := r.NotICMP; m != nil && m.HasType {
 		var allowed [][2]rng
-		if m.HasType {
-			t := uint32(m.Type)
-			for _, tr := range complementRanges([]rng{{t, t}}, 255) {
-				allowed = append(allowed, [2]rng{tr, {0, 255}})
-			}
-			if m.HasCode {
-				c := uint32(m.Code)
-				for _, cr := range complementRanges([]rng{{c, c}}, 255) {
-					allowed = append(allowed, [2]rng{{t, t}, cr})
-				}
+		t := uint32(m.Type)
+		for _, tr := range complementRanges([]rng{{t, t}}, 255) {
+			allowed = append(allowed, [2]rng{tr, {0, 255}})
+		}
+		if m.HasCode {
+			c := uint32(m.Code)
+			for _, cr := range complementRanges([]rng{{c, c}}, 255) {
+				allowed = append(allowed, [2]rng{{t, t}, cr})
 			}
 		}
 		var out [][2]rng

@@ -95,20 +95,19 @@ func (o *Oracle) match(r *policy.Rule, pkt *classify.Packet) bool {
 	if r.NotProtocol != nil && pkt.Proto == r.NotProtocol.Num {
 		return false
 	}
-	if m := r.ICMP; m != nil {
-		if !pkt.HasICMP() {
+	// icmp: {} and notICMP: {} (no type) render no ICMP match at all.
+	if m := r.ICMP; m != nil && m.HasType {
+		if !pkt.HasICMP() || pkt.ICMPType != m.Type {
 			return false
 		}
-		if m.HasType && pkt.ICMPType != m.Type {
-			return false
-		}
-		if m.HasType && m.HasCode && pkt.ICMPCode != m.Code {
+		if m.HasCode && pkt.ICMPCode != m.Code {
 			return false
 		}
 	}
-	if m := r.NotICMP; m != nil {
-		// "! --icmp-type t[/c]": an ICMP packet without that type[/code].
-		if !pkt.HasICMP() || !m.HasType {
+	if m := r.NotICMP; m != nil && m.HasType {
+		// "! --icmp-type t[/c]": an ICMP packet without that type[/code];
+		// the kernel's icmp match fails on a fragment before negating.
+		if !pkt.HasICMP() {
 			return false
 		}
 		if pkt.ICMPType == m.Type && (!m.HasCode || pkt.ICMPCode == m.Code) {
