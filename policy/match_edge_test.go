@@ -65,3 +65,23 @@ func TestEmptyICMP(t *testing.T) {
 		localBoth(t, c.name, edgeConfig(c.rule), c.pkt, c.want)
 	}
 }
+
+// A named port in a rule without a protocol means the endpoints' TCP ports
+// of that name only (Felix rule_scanner.go: namedPortProto defaults to TCP,
+// ipsetmember "named ports default to TCP if protocol isn't specified").
+// Spec §6 says ProtocolAny; the source says otherwise.
+func TestNamedPortDefaultsToTCP(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rule policy.Rule
+		pkt  classify.Packet
+		want string
+	}{
+		{"named port, no protocol, TCP", Allow(DstPorts("web")), edgeTCP, "ACCEPT rule p"},
+		{"named port, no protocol, UDP named port", Allow(DstPorts("dns")), UDP("198.18.5.5", 40000, "198.18.0.9", 53), "DROP end-of-tier"},
+		{"named port, protocol UDP", Allow(P("UDP"), DstPorts("dns")), UDP("198.18.5.5", 40000, "198.18.0.9", 53), "ACCEPT rule p"},
+		{"named notPorts, no protocol, UDP named port is not excluded", Allow(DstNotPorts("dns")), UDP("198.18.5.5", 40000, "198.18.0.9", 53), "ACCEPT rule p"},
+	} {
+		localBoth(t, c.name, edgeConfig(c.rule), c.pkt, c.want)
+	}
+}

@@ -154,7 +154,7 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 				continue
 			}
 			for _, ep := range en.ports {
-				if ep.Name != p.Name || (ruleProto != nil && ruleProto.Num != ep.Protocol) {
+				if ep.Name != p.Name || ep.Protocol != namedPortProto(ruleProto) {
 					continue
 				}
 				for _, a := range en.addrs {
@@ -178,6 +178,16 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 		}
 	}
 	return s, true
+}
+
+// namedPortProto is the protocol of the endpoint ports a rule's named port
+// selects: the rule's protocol, or TCP when it has none (Felix
+// rule_scanner.go, "named ports default to TCP if protocol isn't specified").
+func namedPortProto(ruleProto *Protocol) uint8 {
+	if ruleProto == nil {
+		return classify.ProtoTCP
+	}
+	return ruleProto.Num
 }
 
 // ruleFamily is the family a rule is restricted to by ipVersion, or inferred

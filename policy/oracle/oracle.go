@@ -214,7 +214,7 @@ func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool
 
 // namedPort reports whether (addr, proto, port) is a named port called name
 // of a host endpoint the side's selector selects (all endpoints without one),
-// restricted to the rule's protocol.
+// restricted to the rule's protocol, TCP if it has none.
 func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) bool, ruleProto *policy.Protocol, addr netip.Addr, proto uint8, port uint16) bool {
 	for i, h := range o.allHosts() {
 		if hasPos && !pos(o.labels(i, h)) {
@@ -224,7 +224,12 @@ func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) b
 			if ep.Name != name || ep.Protocol != proto || ep.Port != port {
 				continue
 			}
-			if ruleProto != nil && ruleProto.Num != ep.Protocol {
+			// Named ports default to TCP when the rule has no protocol.
+			want := classify.ProtoTCP
+			if ruleProto != nil {
+				want = ruleProto.Num
+			}
+			if ep.Protocol != want {
 				continue
 			}
 			for _, ip := range h.ExpectedIPs {
