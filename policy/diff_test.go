@@ -129,7 +129,11 @@ func randRule(r *rand.Rand) policy.Rule {
 	ru.Destination = randEntity(r, ported)
 	if !ported && r.IntN(8) == 0 {
 		// named ports are legal without a protocol
-		ru.Destination.Ports = []policy.Port{{Name: "web"}}
+		if r.IntN(2) == 0 {
+			ru.Destination.Ports = []policy.Port{{Name: "web"}}
+		} else {
+			ru.Source.NotPorts = []policy.Port{{Name: pick(r, []string{"web", "dns"})}}
+		}
 	}
 	return ru
 }

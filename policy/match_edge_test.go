@@ -85,3 +85,28 @@ func TestNamedPortDefaultsToTCP(t *testing.T) {
 		localBoth(t, c.name, edgeConfig(c.rule), c.pkt, c.want)
 	}
 }
+
+// Packets that lack the fields a rule asks about (spec §6): the kernel's
+// tcp/udp/multiport matches never match a non-first fragment, even negated;
+// an ipset ip,port lookup that cannot read a port (fragment, port-less
+// protocol) is a non-member, so a negated named-port match does match.
+func TestKernelMatchEdges(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rule policy.Rule
+		pkt  classify.Packet
+		want string
+	}{
+		{"ports vs fragment", Allow(P("TCP"), DstPorts("8080")), Fragment(edgeTCP), "DROP end-of-tier"},
+		{"numeric notPorts vs fragment", Allow(P("TCP"), DstNotPorts("22")), Fragment(edgeTCP), "DROP end-of-tier"},
+		{"numeric and named notPorts vs fragment", Allow(P("TCP"), DstNotPorts("22", "web")), Fragment(edgeTCP), "DROP end-of-tier"},
+		{"named notPorts vs fragment", Allow(P("TCP"), DstNotPorts("web")), Fragment(edgeTCP), "ACCEPT rule p"},
+		{"named notPorts, no protocol, vs GRE", Allow(DstNotPorts("web")), RawIP("198.18.5.5", 47, "198.18.0.9"), "ACCEPT rule p"},
+		{"named notPorts, no protocol, vs ICMP", Allow(DstNotPorts("web")), ICMP("198.18.5.5", "198.18.0.9", 8, 0), "ACCEPT rule p"},
+		{"source named notPorts vs fragment", Allow(P("TCP"), SrcNotPorts("web")), Fragment(edgeTCP), "ACCEPT rule p"},
+		{"named ports vs fragment", Allow(P("TCP"), DstPorts("web")), Fragment(edgeTCP), "DROP end-of-tier"},
+		{"protocol only vs fragment", Allow(P("TCP"), SrcNets("198.18.0.0/16")), Fragment(edgeTCP), "ACCEPT rule p"},
+	} {
+		localBoth(t, c.name, edgeConfig(c.rule), c.pkt, c.want)
+	}
+}

@@ -37,7 +37,8 @@ type side struct {
 	addrs spans
 	mode  portMode
 	// ports: for portsIn the allowed numeric ranges; for portsNotIn the
-	// complement of the notPorts numeric ranges within [0, 65535].
+	// complement of the notPorts numeric ranges within [0, 65535], or
+	// [0, NoPort] when notPorts has only named ports.
 	ports []rng
 	named []namedPort // portsIn: extra alternatives; portsNotIn: exclusions
 }
@@ -168,6 +169,12 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 	numeric = normRanges(numeric)
 	if s.mode == portsNotIn {
 		s.ports = complementRanges(numeric, 65535)
+		if len(numeric) == 0 {
+			// Only named notPorts: "! --match-set ip,port" also matches a
+			// packet without ports (the kernel's ipset lookup fails, so it
+			// is a non-member); a numeric "! --dports" never does.
+			s.ports = []rng{{0, dtree.NoPort}}
+		}
 		if len(s.ports) == 0 {
 			return s, false
 		}
@@ -399,7 +406,7 @@ func (s *side) match(a u128, proto, port uint32) bool {
 		}
 		return s.namedHit(a, proto, port)
 	case portsNotIn:
-		return port != dtree.NoPort && inRanges(s.ports, port) && !s.namedHit(a, proto, port)
+		return inRanges(s.ports, port) && !s.namedHit(a, proto, port)
 	}
 	return true
 }

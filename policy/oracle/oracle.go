@@ -163,12 +163,23 @@ func (o *Oracle) entity(e *policy.EntityRule, ruleProto *policy.Protocol, addr n
 	if len(e.Ports) == 0 && len(e.NotPorts) == 0 {
 		return true
 	}
-	if !pkt.HasPorts() {
-		return false
-	}
 	list, negate := e.Ports, false
 	if len(e.NotPorts) > 0 {
 		list, negate = e.NotPorts, true
+	}
+	if !pkt.HasPorts() {
+		// A numeric match (-m multiport) never matches a packet without
+		// ports, negated or not; a negated named-port ipset match does,
+		// since such a packet is never a member of an ip,port set.
+		if !negate {
+			return false
+		}
+		for _, pt := range list {
+			if pt.Name == "" {
+				return false
+			}
+		}
+		return true
 	}
 	hit := false
 	for _, pt := range list {
