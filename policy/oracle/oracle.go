@@ -364,7 +364,17 @@ func (o *Oracle) failsafe(dir policy.Dir, pkt *classify.Packet, raw bool) bool {
 	s := &o.cfg.Settings
 	hit := func(list []policy.ProtoPort, port uint16, addr netip.Addr) bool {
 		for _, fs := range list {
-			if fs.Protocol == pkt.Proto && fs.Port == port && (!fs.Net.IsValid() || fs.Net.Contains(addr.Unmap())) {
+			if fs.Protocol != pkt.Proto || fs.Port != port {
+				continue
+			}
+			if !fs.Net.IsValid() {
+				return true
+			}
+			// A net is rendered only into its own family's table.
+			if fs.Net.Addr().Is4() && family(pkt) == 4 && fs.Net.Contains(addr.Unmap()) {
+				return true
+			}
+			if !fs.Net.Addr().Is4() && family(pkt) == 6 && fs.Net.Contains(addr) {
 				return true
 			}
 		}
