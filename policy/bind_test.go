@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/nfgate/nfgate/policy"
@@ -57,6 +58,20 @@ func TestBind(t *testing.T) {
 		want := policy.Binding{Untracked: c.untracked, PreDNAT: c.preDNAT, Filter: c.filter, ForwardIn: c.fwIn, Workload: c.workload}
 		if b != want {
 			t.Errorf("%s: got %+v, want %+v", c.ifc.Name, b, want)
+		}
+	}
+	// expectedIPs compare as addresses, the way Felix compares their
+	// canonical strings: no zone, v4-mapped written as IPv4.
+	ll := hep("a-link-local", "", "k=ll")
+	ll.ExpectedIPs = Addrs("fe80::1", "::ffff:198.18.77.1")
+	cfg2 := &policy.Config{Settings: defaults(), HostEndpoints: []policy.HostEndpoint{ll}}
+	prog2, _ := policy.Compile(cfg2)
+	for _, ifc := range []policy.Interface{
+		{Name: "eth5", Addrs: []netip.Addr{netip.MustParseAddr("fe80::1%eth5")}},
+		{Name: "eth6", Addrs: Addrs("198.18.77.1")},
+	} {
+		if b := prog2.Bind(ifc); b.Filter != 0 {
+			t.Errorf("%s %v: expectedIPs did not match: %+v", ifc.Name, ifc.Addrs, b)
 		}
 	}
 	// Without a * HEP, an interface with no named HEP is not policed.

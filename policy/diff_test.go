@@ -18,7 +18,7 @@ import (
 var (
 	selPool   = []string{"all()", "a == 'x'", "a == 'y'", "has(b)", "!has(a)", "a in {'x','z'}", "b != 'x'", "a == 'x' || has(b)"}
 	v4Pool    = []string{"198.18.0.1", "198.18.0.2", "198.18.1.7", "198.18.1.200", "198.19.0.1", "198.19.4.4", "198.18.255.255", "0.0.0.0", "255.255.255.255"}
-	v6Pool    = []string{"2001:db8::1", "2001:db8::2", "2001:db8:1::7", "2001:db8:1::ffff", "2001:db8:ffff::1", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
+	v6Pool    = []string{"2001:db8::1", "2001:db8::2", "2001:db8:1::7", "2001:db8:1::ffff", "2001:db8:ffff::1", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:198.18.1.7"}
 	netPool   = []string{"198.18.0.0/15", "198.18.1.0/24", "198.18.1.128/25", "198.19.0.1/32", "198.18.0.0/16", "2001:db8::/32", "2001:db8:1::/48", "2001:db8::1/128", "0.0.0.0/1", "128.0.0.0/1"}
 	portPool  = []uint16{0, 1, 22, 53, 67, 68, 80, 443, 1024, 2379, 8080, 65535}
 	protoPool = []string{"TCP", "UDP", "ICMP", "ICMPv6", "SCTP", "6", "17", "1", "58", "47"}
@@ -111,6 +111,9 @@ func randRule(r *rand.Rand) policy.Rule {
 				if r.IntN(2) == 0 {
 					m.Code, m.HasCode = pick(r, []uint8{0, 1, 4}), true
 				}
+				if r.IntN(6) == 0 {
+					m = &policy.ICMPMatch{} // icmp: {}
+				}
 				if r.IntN(2) == 0 {
 					ru.ICMP = m
 				} else {
@@ -126,7 +129,11 @@ func randRule(r *rand.Rand) policy.Rule {
 	ru.Destination = randEntity(r, ported)
 	if !ported && r.IntN(8) == 0 {
 		// named ports are legal without a protocol
-		ru.Destination.Ports = []policy.Port{{Name: "web"}}
+		if r.IntN(2) == 0 {
+			ru.Destination.Ports = []policy.Port{{Name: "web"}}
+		} else {
+			ru.Source.NotPorts = []policy.Port{{Name: pick(r, []string{"web", "dns"})}}
+		}
 	}
 	return ru
 }

@@ -180,11 +180,24 @@ func failsafeHit(list []ProtoPort, pkt *classify.Packet, bySrcPort, srcNet bool)
 	}
 	for i := range list {
 		fs := &list[i]
-		if fs.Protocol == pkt.Proto && fs.Port == port && (!fs.Net.IsValid() || fs.Net.Contains(addr.Unmap())) {
+		if fs.Protocol == pkt.Proto && fs.Port == port && (!fs.Net.IsValid() || netHolds(fs.Net, pkt.Family, addr)) {
 			return true
 		}
 	}
 	return false
+}
+
+// netHolds reports whether a failsafe net of the packet's family holds addr.
+// Felix renders a failsafe with a net only into that family's table, so an
+// IPv6 packet never matches an IPv4 net, not even from a v4-mapped address.
+func netHolds(n netip.Prefix, fam classify.Family, addr netip.Addr) bool {
+	if n.Addr().Is4() != (fam == classify.IPv4) {
+		return false
+	}
+	if fam == classify.IPv4 {
+		addr = addr.Unmap()
+	}
+	return n.Contains(addr)
 }
 
 // failsafe is the filter/mangle failsafe check (spec §4).

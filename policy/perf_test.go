@@ -41,27 +41,35 @@ func benchPackets() []classify.Packet {
 type stageFn func(*policy.Program, *classify.Packet) policy.Decision
 
 var stages = map[string]stageFn{
-	"Untracked": func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Untracked(0, policy.Ingress, k) },
-	"PreDNAT":   func(p *policy.Program, k *classify.Packet) policy.Decision { return p.PreDNAT(0, k) },
-	"Input":     func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Local(1, policy.Ingress, k) },
-	"Output":    func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Local(1, policy.Egress, k) },
-	"Forward":   func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Forward(0, 1, false, k) },
+	"Untracked":    func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Untracked(0, policy.Ingress, k) },
+	"UntrackedOut": func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Untracked(0, policy.Egress, k) },
+	"PreDNAT":      func(p *policy.Program, k *classify.Packet) policy.Decision { return p.PreDNAT(0, k) },
+	"Input":        func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Local(1, policy.Ingress, k) },
+	"Output":       func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Local(1, policy.Egress, k) },
+	"Forward":      func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Forward(0, 1, false, k) },
+	// after an untracked/preDNAT allow: only the out-endpoint's chain
+	"ForwardAccepted": func(p *policy.Program, k *classify.Packet) policy.Decision { return p.Forward(0, 1, true, k) },
 }
 
 func TestNoAllocs(t *testing.T) {
-	prog, err := policy.Compile(benchConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkts := benchPackets()
-	for name, fn := range stages {
-		i := 0
-		if n := testing.AllocsPerRun(500, func() { fn(prog, &pkts[i%len(pkts)]); i++ }); n != 0 {
-			t.Errorf("%s allocates %v per packet", name, n)
+	for _, limit := range []int{4096, 1} { // 1: the exact slow matcher for nearly every rule
+		restore := policy.SetMaxRectsPerRule(limit)
+		prog, err := policy.Compile(benchConfig())
+		restore()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if n := testing.AllocsPerRun(100, func() { prog.Bind(policy.Interface{Name: "eth0"}) }); n != 0 {
-		t.Errorf("Bind allocates %v", n)
+		pkts := benchPackets()
+		for name, fn := range stages {
+			i := 0
+			if n := testing.AllocsPerRun(500, func() { fn(prog, &pkts[i%len(pkts)]); i++ }); n != 0 {
+				t.Errorf("%s (rect limit %d) allocates %v per packet", name, limit, n)
+			}
+		}
+		ifc := policy.Interface{Name: "eth5", Addrs: Addrs("198.18.0.1", "2001:db8::1")}
+		if n := testing.AllocsPerRun(100, func() { prog.Bind(ifc) }); n != 0 {
+			t.Errorf("Bind allocates %v", n)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -331,7 +332,7 @@ func (r *resolved) bind(cfg *Config, ifc Interface) Binding {
 		if h.InterfaceName == "" {
 			for _, want := range h.ExpectedIPs {
 				for _, have := range ifc.Addrs {
-					if want == have {
+					if sameIP(want, have) {
 						cand = true
 					}
 				}
@@ -357,6 +358,12 @@ func (r *resolved) bind(cfg *Config, ifc Interface) Binding {
 	}
 	b.ForwardIn = b.Filter
 	return b
+}
+
+// sameIP compares addresses as Felix compares their canonical strings:
+// without a zone, v4-mapped IPv6 as IPv4.
+func sameIP(a, b netip.Addr) bool {
+	return a.Unmap().WithZone("") == b.Unmap().WithZone("")
 }
 
 // HostEndpointLabels returns the labels selectors see on h: its own labels

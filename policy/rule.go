@@ -37,7 +37,8 @@ type side struct {
 	addrs spans
 	mode  portMode
 	// ports: for portsIn the allowed numeric ranges; for portsNotIn the
-	// complement of the notPorts numeric ranges within [0, 65535].
+	// complement of the notPorts numeric ranges within [0, 65535], or
+	// [0, NoPort] when notPorts has only named ports.
 	ports []rng
 	named []namedPort // portsIn: extra alternatives; portsNotIn: exclusions
 }
@@ -154,7 +155,7 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 				continue
 			}
 			for _, ep := range en.ports {
-				if ep.Name != p.Name || (ruleProto != nil && ruleProto.Num != ep.Protocol) {
+				if ep.Name != p.Name || ep.Protocol != namedPortProto(ruleProto) {
 					continue
 				}
 				for _, a := range en.addrs {
@@ -168,6 +169,12 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 	numeric = normRanges(numeric)
 	if s.mode == portsNotIn {
 		s.ports = complementRanges(numeric, 65535)
+		if len(numeric) == 0 {
+			// Only named notPorts: "! --match-set ip,port" also matches a
+			// packet without ports (the kernel's ipset lookup fails, so it
+			// is a non-member); a numeric "! --dports" never does.
+			s.ports = []rng{{0, dtree.NoPort}}
+		}
 		if len(s.ports) == 0 {
 			return s, false
 		}
@@ -178,6 +185,16 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 		}
 	}
 	return s, true
+}
+
+// namedPortProto is the protocol of the endpoint ports a rule's named port
+// selects: the rule's protocol, or TCP when it has none (Felix
+// rule_scanner.go, "named ports default to TCP if protocol isn't specified").
+func namedPortProto(ruleProto *Protocol) uint8 {
+	if ruleProto == nil {
+		return classify.ProtoTCP
+	}
+	return ruleProto.Num
 }
 
 // ruleFamily is the family a rule is restricted to by ipVersion, or inferred
@@ -252,29 +269,28 @@ func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
 		return f, false
 	}
 
+	// icmp/notICMP without a type (icmp: {}) render no ICMP match at all
+	// (Felix rule_convert.go: the match needs ICMPType); with a type, the
+	// kernel's icmp match never matches a packet whose ICMP header it cannot
+	// read, negated or not (NoICMP is outside every allowed range).
 	f.icmp = [][2]rng{anyICMP}
-	if m := r.ICMP; m != nil {
-		p := [2]rng{{0, 255}, {0, 255}}
-		if m.HasType {
-			p[0] = rng{uint32(m.Type), uint32(m.Type)}
-			if m.HasCode {
-				p[1] = rng{uint32(m.Code), uint32(m.Code)}
-			}
+	if m := r.ICMP; m != nil && m.HasType {
+		p := [2]rng{{uint32(m.Type), uint32(m.Type)}, {0, 255}}
+		if m.HasCode {
+			p[1] = rng{uint32(m.Code), uint32(m.Code)}
 		}
 		f.icmp = [][2]rng{p}
 	}
-	if m := r.NotICMP; m != nil {
+	if m := r.NotICMP; m != nil && m.HasType {
 		var allowed [][2]rng
-		if m.HasType {
-			t := uint32(m.Type)
-			for _, tr := range complementRanges([]rng{{t, t}}, 255) {
-				allowed = append(allowed, [2]rng{tr, {0, 255}})
-			}
-			if m.HasCode {
-				c := uint32(m.Code)
-				for _, cr := range complementRanges([]rng{{c, c}}, 255) {
-					allowed = append(allowed, [2]rng{{t, t}, cr})
-				}
+		t := uint32(m.Type)
+		for _, tr := range complementRanges([]rng{{t, t}}, 255) {
+			allowed = append(allowed, [2]rng{tr, {0, 255}})
+		}
+		if m.HasCode {
+			c := uint32(m.Code)
+			for _, cr := range complementRanges([]rng{{c, c}}, 255) {
+				allowed = append(allowed, [2]rng{{t, t}, cr})
 			}
 		}
 		var out [][2]rng
@@ -390,7 +406,7 @@ func (s *side) match(a u128, proto, port uint32) bool {
 		}
 		return s.namedHit(a, proto, port)
 	case portsNotIn:
-		return port != dtree.NoPort && inRanges(s.ports, port) && !s.namedHit(a, proto, port)
+		return inRanges(s.ports, port) && !s.namedHit(a, proto, port)
 	}
 	return true
 }

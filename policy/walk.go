@@ -125,6 +125,10 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 			return t.finish()
 		}
 		accepted, untracked = d.AcceptMark, d.AcceptMark
+		if untracked {
+			// NOTRACKed: later stages see ctstate UNTRACKED whatever the flow's state.
+			pk.CT = classify.CTUntracked
+		}
 	}
 	if !accepted && bi.PreDNAT != NoEndpoint {
 		d := p.PreDNAT(bi.PreDNAT, &pk)
@@ -141,9 +145,13 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 		var d Decision
 		switch {
 		case bi.Workload:
+			// Accept, Drop, or Return (Pass): back to the host's own INPUT rules.
 			v := Drop
-			if p.cfg.Settings.DefaultEndpointToHostAction == Allow {
+			switch p.cfg.Settings.DefaultEndpointToHostAction {
+			case Allow:
 				v = Accept
+			case Pass:
+				v = None
 			}
 			d = decision(v, ReasonWorkloadToHost, NoEndpoint)
 		case accepted:

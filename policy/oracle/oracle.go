@@ -95,20 +95,19 @@ func (o *Oracle) match(r *policy.Rule, pkt *classify.Packet) bool {
 	if r.NotProtocol != nil && pkt.Proto == r.NotProtocol.Num {
 		return false
 	}
-	if m := r.ICMP; m != nil {
-		if !pkt.HasICMP() {
+	// icmp: {} and notICMP: {} (no type) render no ICMP match at all.
+	if m := r.ICMP; m != nil && m.HasType {
+		if !pkt.HasICMP() || pkt.ICMPType != m.Type {
 			return false
 		}
-		if m.HasType && pkt.ICMPType != m.Type {
-			return false
-		}
-		if m.HasType && m.HasCode && pkt.ICMPCode != m.Code {
+		if m.HasCode && pkt.ICMPCode != m.Code {
 			return false
 		}
 	}
-	if m := r.NotICMP; m != nil {
-		// "! --icmp-type t[/c]": an ICMP packet without that type[/code].
-		if !pkt.HasICMP() || !m.HasType {
+	if m := r.NotICMP; m != nil && m.HasType {
+		// "! --icmp-type t[/c]": an ICMP packet without that type[/code];
+		// the kernel's icmp match fails on a fragment before negating.
+		if !pkt.HasICMP() {
 			return false
 		}
 		if pkt.ICMPType == m.Type && (!m.HasCode || pkt.ICMPCode == m.Code) {
@@ -164,12 +163,23 @@ func (o *Oracle) entity(e *policy.EntityRule, ruleProto *policy.Protocol, addr n
 	if len(e.Ports) == 0 && len(e.NotPorts) == 0 {
 		return true
 	}
-	if !pkt.HasPorts() {
-		return false
-	}
 	list, negate := e.Ports, false
 	if len(e.NotPorts) > 0 {
 		list, negate = e.NotPorts, true
+	}
+	if !pkt.HasPorts() {
+		// A numeric match (-m multiport) never matches a packet without
+		// ports, negated or not; a negated named-port ipset match does,
+		// since such a packet is never a member of an ip,port set.
+		if !negate {
+			return false
+		}
+		for _, pt := range list {
+			if pt.Name == "" {
+				return false
+			}
+		}
+		return true
 	}
 	hit := false
 	for _, pt := range list {
@@ -215,7 +225,7 @@ func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool
 
 // namedPort reports whether (addr, proto, port) is a named port called name
 // of a host endpoint the side's selector selects (all endpoints without one),
-// restricted to the rule's protocol.
+// restricted to the rule's protocol, TCP if it has none.
 func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) bool, ruleProto *policy.Protocol, addr netip.Addr, proto uint8, port uint16) bool {
 	for i, h := range o.allHosts() {
 		if hasPos && !pos(o.labels(i, h)) {
@@ -225,7 +235,12 @@ func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) b
 			if ep.Name != name || ep.Protocol != proto || ep.Port != port {
 				continue
 			}
-			if ruleProto != nil && ruleProto.Num != ep.Protocol {
+			// Named ports default to TCP when the rule has no protocol.
+			want := classify.ProtoTCP
+			if ruleProto != nil {
+				want = ruleProto.Num
+			}
+			if ep.Protocol != want {
 				continue
 			}
 			for _, ip := range h.ExpectedIPs {
@@ -349,7 +364,17 @@ func (o *Oracle) failsafe(dir policy.Dir, pkt *classify.Packet, raw bool) bool {
 	s := &o.cfg.Settings
 	hit := func(list []policy.ProtoPort, port uint16, addr netip.Addr) bool {
 		for _, fs := range list {
-			if fs.Protocol == pkt.Proto && fs.Port == port && (!fs.Net.IsValid() || fs.Net.Contains(addr.Unmap())) {
+			if fs.Protocol != pkt.Proto || fs.Port != port {
+				continue
+			}
+			if !fs.Net.IsValid() {
+				return true
+			}
+			// A net is rendered only into its own family's table.
+			if fs.Net.Addr().Is4() && family(pkt) == 4 && fs.Net.Contains(addr.Unmap()) {
+				return true
+			}
+			if !fs.Net.Addr().Is4() && family(pkt) == 6 && fs.Net.Contains(addr) {
 				return true
 			}
 		}

@@ -194,3 +194,26 @@ func ICMPTypeCode(t, c uint8) func(*policy.Rule) {
 func NotICMPType(t uint8) func(*policy.Rule) {
 	return func(r *policy.Rule) { r.NotICMP = &policy.ICMPMatch{Type: t, HasType: true} }
 }
+
+// Fragment returns p as a non-first IP fragment: addresses and protocol
+// only, no ports or ICMP fields.
+func Fragment(p classify.Packet) classify.Packet {
+	p.Class = classify.Fragment
+	p.SrcPort, p.DstPort, p.ICMPType, p.ICMPCode = 0, 0, 0, 0
+	return p
+}
+
+// RawIP returns a packet of an IP protocol without ports (GRE, ESP, ...).
+func RawIP(src string, proto uint8, dst string) classify.Packet {
+	return pkt(family(src), proto, src, dst)
+}
+
+// ICMPEmpty and NotICMPEmpty set icmp: {} and notICMP: {} (no type): Calico
+// renders no ICMP match at all for them.
+func ICMPEmpty() func(*policy.Rule) { return func(r *policy.Rule) { r.ICMP = &policy.ICMPMatch{} } }
+func NotICMPEmpty() func(*policy.Rule) {
+	return func(r *policy.Rule) { r.NotICMP = &policy.ICMPMatch{} }
+}
+func SrcNotPorts(p ...string) func(*policy.Rule) {
+	return func(r *policy.Rule) { r.Source.NotPorts = Ports(p...) }
+}
