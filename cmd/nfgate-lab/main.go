@@ -20,6 +20,7 @@ func main() {
 	flag.StringVar(&o.Nfgate, "nfgate", "bin/nfgate", "the nfgate binary to run on the gateway")
 	flag.StringVar(&o.Config, "config", "examples/lab/nfgate.toml", "the lab's policy")
 	flag.BoolVar(&o.Verbose, "v", false, "also print nfgate's own log")
+	flag.StringVar(&o.Capture, "capture", "", "write the connection attempts arriving on the gateway's app0 to this pcap file (for nfgate replay)")
 	flag.Parse()
 	os.Exit(lab.Main(o))
 }

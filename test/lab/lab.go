@@ -26,6 +26,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type Options struct {
 	Out    io.Writer // the report (default os.Stdout)
 	// Verbose prints nfgate's own log after the trace.
 	Verbose bool
+	// Capture, if set, is a pcap file for the first packets of the
+	// connections arriving on the gateway's app0 (tcpdump), for `nfgate replay`.
+	Capture string
 }
 
 // Want is the decision an attempt should get at its first policed stage.
@@ -277,6 +281,14 @@ func Run(ctx context.Context, t testing.TB, o Options) (*Result, error) {
 	}
 	p.f("  nfgate is enforcing (policy generation 1 live, hooks installed); trace: %s\n", tracePath)
 
+	var dump *exec.Cmd
+	if o.Capture != "" {
+		if dump, err = startCapture(ctx, l, o.Capture); err != nil {
+			return res, err
+		}
+		p.f("  capturing connection attempts arriving on app0 to %s (tcpdump)\n", o.Capture)
+	}
+
 	p.header("3. Sending traffic (each attempt waits at most 2s)")
 	res.Attempts = Attempts()
 	for i := range res.Attempts {
@@ -298,6 +310,9 @@ func Run(ctx context.Context, t testing.TB, o Options) (*Result, error) {
 
 	// The trace writer flushes when idle; give it a moment.
 	time.Sleep(300 * time.Millisecond)
+	if dump != nil {
+		netlab.Stop(dump, unix.SIGINT, 3*time.Second)
+	}
 	res.Records = readTrace(tracePath)
 	for i := range res.Attempts {
 		judge(&res.Attempts[i], res.Records)
@@ -361,6 +376,25 @@ func waitLive(ctx context.Context, stats string, pid int) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// startCapture runs tcpdump on the gateway's app0 for the SYNs arriving
+// there and waits until it listens.
+func startCapture(ctx context.Context, l *netlab.Lab, file string) (*exec.Cmd, error) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		return nil, errors.New("--capture needs tcpdump (make deps)")
+	}
+	out := &syncBuf{}
+	cmd := l.Start(GW, out, "tcpdump", "-i", "app0", "-Q", "in", "-U", "-Z", "root", "-w", file,
+		"tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "listening on") {
+		if time.Now().After(deadline) || exited(cmd.Process.Pid) || ctx.Err() != nil {
+			return nil, fmt.Errorf("tcpdump did not start: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, nil
 }
 
 // exited reports whether process pid (a child not yet waited for) is gone.
