@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 10m
 BIN      := bin/nfgate
 
-.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short deps clean
+.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short deps clean demo
 
 all: build
 
@@ -15,6 +15,12 @@ build:
 # System packages the privileged tests and the lab need (Debian).
 deps:
 	@bash .ci/deps.sh
+
+# The demo lab: namespaces, nfgate on a gateway, real traffic, every decision
+# printed, everything torn down (Ctrl-C too). Needs root.
+demo: deps build
+	$(GO) build -o bin/nfgate-lab ./cmd/nfgate-lab
+	@bin/nfgate-lab --nfgate $(BIN) --config examples/lab/nfgate.toml
 
 test: deps lint build
 	$(GO) test -count=1 -timeout 15m $(PKGS)
