@@ -179,3 +179,5 @@ func (p *proxy) Restore() {
 	p.cut = false
 	p.mu.Unlock()
 }
+
+func clientWithLease(id clientv3.LeaseID) clientv3.OpOption { return clientv3.WithLease(id) }
