@@ -232,7 +232,7 @@ disableConntrackInvalidCheck = true
 queueBase = 200
 queues = 4
 failureMode = "open"
-markMask = 0xf000
+markMask = 0xff000
 deadline = "50ms"
 traceFile = "-"
 traceBuffer = 10
@@ -256,7 +256,7 @@ metricsAddress = "127.0.0.1:9464"
 	if d := cmp.Diff(want, st, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
 		t.Errorf("settings (-want +got):\n%s", d)
 	}
-	wantRT := Runtime{QueueBase: 200, Queues: 4, FailureMode: FailOpen, MarkMask: 0xf000, Deadline: 50 * time.Millisecond,
+	wantRT := Runtime{QueueBase: 200, Queues: 4, FailureMode: FailOpen, MarkMask: 0xff000, Deadline: 50 * time.Millisecond,
 		TraceFile: "-", TraceBuffer: 10, DenyCacheSize: 0, DenyCacheTTL: 5 * time.Second, IptablesBackend: "nft", MetricsAddress: "127.0.0.1:9464"}
 	if d := cmp.Diff(wantRT, l.Runtime); d != "" {
 		t.Errorf("runtime (-want +got):\n%s", d)
@@ -266,7 +266,9 @@ metricsAddress = "127.0.0.1:9464"
 func TestSettingErrors(t *testing.T) {
 	for _, tc := range []struct{ toml, field, msg string }{
 		{"[engine]\nmarkMask = \"0x00ff0000\"", "", ""},
-		{"[engine]\nmarkMask = 0", "engine.markMask", "at least 4 bits"},
+		{"[engine]\nmarkMask = 0", "engine.markMask", "at least 7 bits"},
+		{"[engine]\nmarkMask = 0x3f", "engine.markMask", "at least 7 bits"},
+		{"[engine]\nmarkMask = 0x7f", "", ""},
 		{"[engine]\nmarkMask = \"0x1_0000_0000\"", "engine.markMask", "32 bits"},
 		{"[engine]\nmarkMask = \"zz\"", "engine.markMask", "invalid markMask"},
 		{"[engine]\ndeadline = \"soon\"", "engine.deadline", "invalid duration"},

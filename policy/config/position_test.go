@@ -47,7 +47,7 @@ interfaceName = { name = "eth0" }
 	_, err := loadMem(map[string]string{"main.toml": src})
 	want := []string{
 		`main.toml:3:1: gateway.failsafeInboundHostPorts: invalid failsafe entry "sctp:9": protocol must be tcp or udp`,
-		`main.toml:6:1: engine.markMask: markMask must have at least 4 bits set`,
+		`main.toml:6:1: engine.markMask: markMask must have at least 7 bits set`,
 		`main.toml:7:1: engine.deadlne: unknown field "deadlne"`,
 		`main.toml:12:1: GlobalNetworkPolicy/ssh: types: preDNAT policy cannot have 'Egress' type`,
 		`main.toml:18:1: GlobalNetworkPolicy/ssh: ingress[0].protocol: protocol name invalid: "tcp" (names are case-sensitive: did you mean "TCP"?)`,

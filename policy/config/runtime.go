@@ -2,6 +2,10 @@ package config
 
 import "time"
 
+// MarkBitsNeeded is how many bits of MarkMask the dataplane needs (the
+// engine's mark layout; engine.MarkBitsNeeded must equal it).
+const MarkBitsNeeded = 7
+
 // FailureMode is what happens to new flows when the engine cannot decide.
 type FailureMode uint8
 

@@ -397,8 +397,8 @@ func (c *conv) runtime(n *node) Runtime {
 			c.errf(v, "invalid markMask: %v", err)
 		case m > 0xffffffff:
 			c.errf(v, "markMask must fit in 32 bits")
-		case bits.OnesCount64(m) < 4:
-			c.errf(v, "markMask must have at least 4 bits set (it holds nfgate's verdict and generation bits)")
+		case bits.OnesCount64(m) < MarkBitsNeeded:
+			c.errf(v, "markMask must have at least %d bits set (nfgate's per-stage decided, accept and re-check bits live there); %#x has %d", MarkBitsNeeded, m, bits.OnesCount64(m))
 		default:
 			rt.MarkMask = uint32(m)
 		}

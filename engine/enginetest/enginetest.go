@@ -1,0 +1,309 @@
+// Package enginetest provides fakes for the engine's seams (queue, hooks,
+// links, conntrack, deny cache, tracer, policy), so engine tests run
+// without root. Everything here is primarily useful for tests.
+package enginetest
+
+import (
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+
+	"github.com/nfgate/nfgate/classify"
+	"github.com/nfgate/nfgate/engine"
+	"github.com/nfgate/nfgate/policy"
+)
+
+// Verdict is one answer a FakeQueue received.
+type Verdict struct {
+	ID     uint32
+	Action engine.Action
+	Mark   uint32
+}
+
+// Queue is a channel-driven engine.Queue.
+type Queue struct {
+	N        uint16
+	In       chan *engine.Packet
+	mu       sync.Mutex
+	verdicts []Verdict
+	Out      chan Verdict // every verdict is also sent here when non-nil (buffered by the caller)
+}
+
+// NewQueue returns a queue with number n.
+func NewQueue(n uint16) *Queue {
+	return &Queue{N: n, In: make(chan *engine.Packet, 64), Out: make(chan Verdict, 1024)}
+}
+
+func (q *Queue) Num() uint16 { return q.N }
+
+// Receive feeds packets from In to fn until ctx ends or In is closed.
+func (q *Queue) Receive(ctx context.Context, fn func(*engine.Packet)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p, ok := <-q.In:
+			if !ok {
+				<-ctx.Done()
+				return nil
+			}
+			fn(p)
+		}
+	}
+}
+
+// SetVerdict records the answer.
+func (q *Queue) SetVerdict(id uint32, a engine.Action, mark uint32) error {
+	v := Verdict{id, a, mark}
+	q.mu.Lock()
+	q.verdicts = append(q.verdicts, v)
+	q.mu.Unlock()
+	if q.Out != nil {
+		select {
+		case q.Out <- v:
+		default:
+		}
+	}
+	return nil
+}
+
+// Verdicts returns a copy of every answer so far.
+func (q *Queue) Verdicts() []Verdict {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]Verdict(nil), q.verdicts...)
+}
+
+// Hooks records applied plans.
+type Hooks struct {
+	mu      sync.Mutex
+	Plans   []*engine.HookPlan
+	Removed int
+	Err     error
+}
+
+func (h *Hooks) Apply(p *engine.HookPlan) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.Err != nil {
+		return h.Err
+	}
+	h.Plans = append(h.Plans, p)
+	return nil
+}
+
+func (h *Hooks) Remove() error { h.mu.Lock(); h.Removed++; h.mu.Unlock(); return nil }
+
+// Count returns how many plans were applied.
+func (h *Hooks) Count() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.Plans) }
+
+// Last returns the last applied plan.
+func (h *Hooks) Last() *engine.HookPlan {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.Plans) == 0 {
+		return nil
+	}
+	return h.Plans[len(h.Plans)-1]
+}
+
+// Links is a static interface map; Set replaces it and signals Changed.
+type Links struct {
+	mu     sync.Mutex
+	ifaces []engine.Iface
+	ch     chan struct{}
+}
+
+func NewLinks(ifaces ...engine.Iface) *Links {
+	return &Links{ifaces: ifaces, ch: make(chan struct{}, 1)}
+}
+
+func (l *Links) Interfaces() []engine.Iface {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]engine.Iface(nil), l.ifaces...)
+}
+
+func (l *Links) Name(i uint32) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.ifaces {
+		if f.Index == i {
+			return f.Name, true
+		}
+	}
+	return "", false
+}
+
+func (l *Links) Changed() <-chan struct{} { return l.ch }
+
+func (l *Links) Set(ifaces ...engine.Iface) {
+	l.mu.Lock()
+	l.ifaces = ifaces
+	l.mu.Unlock()
+	select {
+	case l.ch <- struct{}{}:
+	default:
+	}
+}
+
+// Conntrack records re-checks and cuts.
+type Conntrack struct {
+	mu       sync.Mutex
+	Flows    int // what Recheck reports
+	Rechecks [][3]uint32
+	Cuts     []engine.FlowTuple
+}
+
+func (c *Conntrack) Recheck(owned, clear, set uint32) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Rechecks = append(c.Rechecks, [3]uint32{owned, clear, set})
+	return c.Flows, nil
+}
+
+func (c *Conntrack) Cut(t engine.FlowTuple) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Cuts = append(c.Cuts, t)
+	return nil
+}
+
+// CutCount returns how many cuts were asked for.
+func (c *Conntrack) CutCount() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.Cuts) }
+
+// DenyCache is a map-backed deny cache (allocates; not for AllocsPerRun).
+type DenyCache struct {
+	mu     sync.Mutex
+	m      map[denyKey]engine.DenyEntry
+	Purges int
+}
+
+type denyKey struct {
+	st       policy.Stage
+	proto    uint8
+	src, dst netip.Addr
+	sp, dp   uint16
+}
+
+func NewDenyCache() *DenyCache { return &DenyCache{m: map[denyKey]engine.DenyEntry{}} }
+
+func key(st policy.Stage, p *classify.Packet) denyKey {
+	return denyKey{st, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort}
+}
+
+func (d *DenyCache) Lookup(st policy.Stage, p *classify.Packet) (engine.DenyEntry, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.m[key(st, p)]
+	return e, ok
+}
+
+func (d *DenyCache) Add(st policy.Stage, p *classify.Packet, e engine.DenyEntry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m[key(st, p)] = e
+}
+
+func (d *DenyCache) Purge() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.m)
+	d.Purges++
+}
+
+// Tracer records decisions and reloads.
+type Tracer struct {
+	mu      sync.Mutex
+	Records []engine.TraceRecord
+	Reloads []engine.ReloadInfo
+	Discard bool // count nothing, keep nothing (for allocation tests)
+}
+
+func (t *Tracer) Decision(r *engine.TraceRecord) bool {
+	if t.Discard {
+		return true
+	}
+	t.mu.Lock()
+	t.Records = append(t.Records, *r)
+	t.mu.Unlock()
+	return true
+}
+
+func (t *Tracer) Reload(ev engine.ReloadInfo) {
+	t.mu.Lock()
+	t.Reloads = append(t.Reloads, ev)
+	t.mu.Unlock()
+}
+
+// Policy is a function-driven engine.Policy. Nil functions give NONE.
+type Policy struct {
+	BindFn      func(policy.Interface) policy.Binding
+	UntrackedFn func(ep policy.EndpointID, dir policy.Dir, pkt *classify.Packet) policy.Decision
+	PreDNATFn   func(ep policy.EndpointID, pkt *classify.Packet) policy.Decision
+	LocalFn     func(ep policy.EndpointID, dir policy.Dir, pkt *classify.Packet) policy.Decision
+	ForwardFn   func(in, out policy.EndpointID, accepted bool, pkt *classify.Packet) policy.Decision
+}
+
+// NoDecision is a NONE decision.
+var NoDecision = policy.Decision{Verdict: policy.None, Reason: policy.ReasonNotPoliced, Endpoint: policy.NoEndpoint,
+	Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+
+// Decide builds a decision with verdict v by rule r of policy pol.
+func Decide(v policy.Verdict, pol, r int32) policy.Decision {
+	d := NoDecision
+	d.Verdict, d.Reason, d.Policy, d.Rule, d.Endpoint = v, policy.ReasonRule, pol, r, 0
+	return d
+}
+
+func (p *Policy) Bind(ifc policy.Interface) policy.Binding {
+	if p.BindFn != nil {
+		return p.BindFn(ifc)
+	}
+	return policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: policy.NoEndpoint}
+}
+
+func (p *Policy) Untracked(ep policy.EndpointID, dir policy.Dir, pkt *classify.Packet) policy.Decision {
+	if p.UntrackedFn != nil {
+		return p.UntrackedFn(ep, dir, pkt)
+	}
+	return NoDecision
+}
+
+func (p *Policy) PreDNAT(ep policy.EndpointID, pkt *classify.Packet) policy.Decision {
+	if p.PreDNATFn != nil {
+		return p.PreDNATFn(ep, pkt)
+	}
+	return NoDecision
+}
+
+func (p *Policy) Local(ep policy.EndpointID, dir policy.Dir, pkt *classify.Packet) policy.Decision {
+	if p.LocalFn != nil {
+		return p.LocalFn(ep, dir, pkt)
+	}
+	return NoDecision
+}
+
+func (p *Policy) Forward(in, out policy.EndpointID, accepted bool, pkt *classify.Packet) policy.Decision {
+	if p.ForwardFn != nil {
+		return p.ForwardFn(in, out, accepted, pkt)
+	}
+	return NoDecision
+}
+
+// TCP4 builds a minimal IPv4 TCP packet (SYN).
+func TCP4(src, dst string, sport, dport uint16) []byte {
+	b := make([]byte, 40)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:], 40)
+	b[8], b[9] = 64, classify.ProtoTCP
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	copy(b[12:], s[:])
+	copy(b[16:], d[:])
+	binary.BigEndian.PutUint16(b[20:], sport)
+	binary.BigEndian.PutUint16(b[22:], dport)
+	b[32] = 5 << 4
+	b[33] = 0x02
+	return b
+}

@@ -1,0 +1,468 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/nfgate/nfgate/policy"
+)
+
+// Stage numbers double as the queue range index: stage s uses queues
+// QueueBase + s*Queues ... QueueBase + (s+1)*Queues - 1.
+const numStages = 5
+
+// Dispatch says which interfaces a stage polices.
+type Dispatch struct {
+	// CatchAll: a "*" host endpoint polices every interface except Except.
+	CatchAll bool
+	// Names: the policed interfaces (CatchAll false), or the interfaces a
+	// catch-all does not police (CatchAll true). A trailing "+" is an
+	// iptables prefix match (workload interface prefixes).
+	Names []string
+}
+
+// Empty reports whether the stage polices nothing.
+func (d Dispatch) Empty() bool { return !d.CatchAll && len(d.Names) == 0 }
+
+// HookPlan is everything the kernel hooks are derived from. It is computed
+// from the compiled policy and the current interfaces (PlanHooks) and
+// rendered into iptables chains (Render).
+type HookPlan struct {
+	Marks     Marks
+	QueueBase uint16
+	Queues    int  // queues per stage
+	FailOpen  bool // --queue-bypass
+	Reject    bool // deny action REJECT (filter stages only)
+	// InvalidDrop: drop ctstate INVALID at policed stages (Calico default).
+	InvalidDrop bool
+	FailsafeIn  []policy.ProtoPort
+	FailsafeOut []policy.ProtoPort
+	Untracked   Dispatch // raw PREROUTING (-i) / raw OUTPUT (-o)
+	PreDNAT     Dispatch // mangle PREROUTING (-i)
+	Filter      Dispatch // INPUT (-i), OUTPUT and DNAT'd POSTROUTING (-o), FORWARD (-i or -o)
+}
+
+// QueueRange returns the first and last queue of a stage.
+func (p *HookPlan) QueueRange(s policy.Stage) (first, last uint16) {
+	first = p.QueueBase + uint16(int(s)*p.Queues)
+	return first, first + uint16(p.Queues-1)
+}
+
+// StageOfQueue maps a queue number back to its stage.
+func StageOfQueue(base uint16, queues int, q uint16) (policy.Stage, bool) {
+	if q < base || queues <= 0 {
+		return 0, false
+	}
+	s := int(q-base) / queues
+	if s >= numStages {
+		return 0, false
+	}
+	return policy.Stage(s), true
+}
+
+// CheckQueues validates the queue layout.
+func CheckQueues(base uint16, queues int) error {
+	if queues < 1 || queues > 1024 {
+		return fmt.Errorf("engine: queues per stage must be 1..1024, got %d", queues)
+	}
+	if int(base)+numStages*queues-1 > 65535 {
+		return fmt.Errorf("engine: queueBase %d + %d stages x %d queues exceeds 65535", base, numStages, queues)
+	}
+	return nil
+}
+
+// Iface is one host interface as the engine sees it.
+type Iface struct {
+	Index uint32
+	Name  string
+	Addrs []netip.Addr
+}
+
+// probeName is an interface name no endpoint can name (it is longer than
+// the 15-byte limit): binding it tells whether a "*" endpoint governs a stage.
+const probeName = "nfgate-probe-no-such-interface"
+
+var ifaceNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.@:-]{1,15}$`)
+
+// PlanDispatch derives which interfaces each stage polices from the
+// program's bindings over the known interfaces and the interface names the
+// endpoints declare (so an endpoint's interface is policed as soon as it
+// appears, before the interface map is refreshed).
+func PlanDispatch(pol Policy, cfg *policy.Config, ifaces []Iface) (unt, pre, filt Dispatch) {
+	names := map[string][]netip.Addr{}
+	for _, ifc := range ifaces {
+		names[ifc.Name] = ifc.Addrs
+	}
+	if cfg != nil {
+		for _, h := range cfg.HostEndpoints {
+			if h.InterfaceName != "" && h.InterfaceName != "*" {
+				if _, ok := names[h.InterfaceName]; !ok {
+					names[h.InterfaceName] = nil
+				}
+			}
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		if ifaceNameRE.MatchString(n) {
+			sorted = append(sorted, n)
+		}
+	}
+	sort.Strings(sorted)
+	binds := make([]policy.Binding, len(sorted))
+	for i, n := range sorted {
+		binds[i] = pol.Bind(policy.Interface{Name: n, Addrs: names[n]})
+	}
+	probe := pol.Bind(policy.Interface{Name: probeName})
+	var prefixes []string
+	if cfg != nil {
+		for _, p := range cfg.Settings.InterfacePrefix {
+			if p != "" && ifaceNameRE.MatchString(p) {
+				prefixes = append(prefixes, p+"+")
+			}
+		}
+	}
+	build := func(get func(policy.Binding) policy.EndpointID, catchAllPossible bool) Dispatch {
+		d := Dispatch{CatchAll: catchAllPossible && get(probe) != policy.NoEndpoint}
+		for i, n := range sorted {
+			policed := get(binds[i]) != policy.NoEndpoint
+			if policed != d.CatchAll {
+				d.Names = append(d.Names, n)
+			}
+		}
+		if d.CatchAll {
+			d.Names = append(d.Names, prefixes...)
+		}
+		return d
+	}
+	unt = build(func(b policy.Binding) policy.EndpointID { return b.Untracked }, false)
+	pre = build(func(b policy.Binding) policy.EndpointID { return b.PreDNAT }, true)
+	filt = build(func(b policy.Binding) policy.EndpointID { return b.Filter }, true)
+	return unt, pre, filt
+}
+
+// Chain is one nfgate-owned chain: its name and rule specs (iptables-restore
+// syntax without the leading "-A CHAIN").
+type Chain struct {
+	Name  string
+	Rules []string
+}
+
+// Jump is a rule nfgate inserts at the top of a built-in chain.
+type Jump struct {
+	Builtin string
+	Target  string
+}
+
+// Table is nfgate's content of one table.
+type Table struct {
+	Name   string
+	Chains []Chain
+	Jumps  []Jump
+}
+
+// Ruleset is nfgate's content of every table of one family.
+type Ruleset struct {
+	Family uint8 // 4 or 6
+	Tables []Table
+}
+
+// Chain names. Every chain nfgate owns starts with ChainPrefix.
+const ChainPrefix = "NFGATE-"
+
+// OwnedChains lists, per table, every chain nfgate owns and the built-in
+// chain each top-level one is jumped from.
+var OwnedChains = map[string][]string{
+	"raw":    {"NFGATE-PREROUTING", "NFGATE-OUTPUT", "NFGATE-PASS", "NFGATE-UNT-IN", "NFGATE-UNT-OUT"},
+	"mangle": {"NFGATE-PREROUTING", "NFGATE-OUTPUT", "NFGATE-POSTROUTING", "NFGATE-PASS", "NFGATE-PRE", "NFGATE-OUT"},
+	"filter": {"NFGATE-INPUT", "NFGATE-FORWARD", "NFGATE-OUTPUT", "NFGATE-PASS", "NFGATE-IN", "NFGATE-FWD", "NFGATE-OUT"},
+}
+
+// OwnedJumps lists the jump rules nfgate keeps at the top of built-in chains.
+var OwnedJumps = map[string][]Jump{
+	"raw":    {{"PREROUTING", "NFGATE-PREROUTING"}, {"OUTPUT", "NFGATE-OUTPUT"}},
+	"mangle": {{"PREROUTING", "NFGATE-PREROUTING"}, {"OUTPUT", "NFGATE-OUTPUT"}, {"POSTROUTING", "NFGATE-POSTROUTING"}},
+	"filter": {{"INPUT", "NFGATE-INPUT"}, {"FORWARD", "NFGATE-FORWARD"}, {"OUTPUT", "NFGATE-OUTPUT"}},
+}
+
+// TableOrder is the order tables are written in.
+var TableOrder = []string{"raw", "mangle", "filter"}
+
+func hex(v uint32) string { return fmt.Sprintf("0x%x", v) }
+
+func markIs(set, mask uint32) string {
+	return "-m mark --mark " + hex(set) + "/" + hex(mask)
+}
+
+// Render turns a plan into the chains of one family (4 or 6).
+func Render(p *HookPlan, family uint8) *Ruleset {
+	m := p.Marks
+	persist := hex(m.Persist())
+	save := "-j CONNMARK --save-mark --nfmask " + persist + " --ctmask " + persist
+	restore := "-j CONNMARK --restore-mark --nfmask " + persist + " --ctmask " + persist
+	passRule := markIs(m.Pass, m.Pass) + " -g NFGATE-PASS"
+	passChain := Chain{Name: "NFGATE-PASS", Rules: []string{"-j MARK --set-xmark 0x0/" + hex(m.Pass)}}
+	// Conntrack rules of a tracked policed chain (Calico's, plus re-check).
+	ct := []string{
+		"-m conntrack --ctstate RELATED -j ACCEPT",
+		"-m conntrack --ctstate ESTABLISHED " + markIs(0, m.Recheck) + " -j ACCEPT",
+		"-m conntrack --ctstate ESTABLISHED -m conntrack --ctdir REPLY -j ACCEPT",
+	}
+	if p.InvalidDrop {
+		ct = append(ct, "-m conntrack --ctstate INVALID -j DROP")
+	}
+	queue := func(s policy.Stage) string {
+		a, b := p.QueueRange(s)
+		r := "-j NFQUEUE --queue-num " + fmt.Sprint(a)
+		if b != a {
+			r = fmt.Sprintf("-j NFQUEUE --queue-balance %d:%d", a, b)
+		}
+		if p.FailOpen {
+			r += " --queue-bypass"
+		}
+		return r
+	}
+	fsIn := failsafeRules(p.FailsafeIn, family, false, false)
+	fsOut := failsafeRules(p.FailsafeOut, family, true, false)
+	fsRawIn := append(fsIn[:len(fsIn):len(fsIn)], failsafeRules(p.FailsafeOut, family, false, true)...)
+	fsRawOut := append(fsOut[:len(fsOut):len(fsOut)], failsafeRules(p.FailsafeIn, family, true, true)...)
+
+	var rs Ruleset
+	rs.Family = family
+
+	// raw: the untracked stage, per packet.
+	{
+		pre := Chain{Name: "NFGATE-PREROUTING"}
+		out := Chain{Name: "NFGATE-OUTPUT"}
+		uin := Chain{Name: "NFGATE-UNT-IN"}
+		uout := Chain{Name: "NFGATE-UNT-OUT"}
+		if !p.Untracked.Empty() {
+			for _, c := range []*Chain{&pre, &out} {
+				c.Rules = append(c.Rules, passRule,
+					markIs(m.Accepted, m.Accepted)+" -j CT --notrack",
+					markIs(m.Accepted, m.Accepted)+" -j ACCEPT")
+			}
+			pre.Rules = append(pre.Rules, dispatch(p.Untracked, "-i", "NFGATE-UNT-IN")...)
+			out.Rules = append(out.Rules, dispatch(p.Untracked, "-o", "NFGATE-UNT-OUT")...)
+			uin.Rules = append(append(uin.Rules, fsRawIn...), queue(policy.StageUntracked))
+			uout.Rules = append(append(uout.Rules, fsRawOut...), queue(policy.StageUntracked))
+		}
+		rs.Tables = append(rs.Tables, Table{Name: "raw", Chains: []Chain{pre, out, passChain, uin, uout}, Jumps: OwnedJumps["raw"]})
+	}
+
+	// mangle: restore the connmark, the preDNAT stage, DNAT'd local egress.
+	{
+		pre := Chain{Name: "NFGATE-PREROUTING"}
+		out := Chain{Name: "NFGATE-OUTPUT"}
+		post := Chain{Name: "NFGATE-POSTROUTING"}
+		prec := Chain{Name: "NFGATE-PRE"}
+		outc := Chain{Name: "NFGATE-OUT"}
+		if !p.PreDNAT.Empty() || !p.Filter.Empty() {
+			// Once per packet: a packet re-entering after NF_REPEAT at the
+			// preDNAT stage carries PreDone and keeps its fresh bits.
+			pre.Rules = append(pre.Rules, markIs(0, m.PreDone)+" -m connmark ! --mark 0x0/"+persist+" "+restore)
+			out.Rules = append(out.Rules, "-m connmark ! --mark 0x0/"+persist+" "+restore)
+		}
+		if !p.PreDNAT.Empty() {
+			pre.Rules = append(pre.Rules, dispatch(p.PreDNAT, "-i", "NFGATE-PRE")...)
+			prec.Rules = append(prec.Rules, ct[:3]...)
+			prec.Rules = append(prec.Rules, markIs(m.Accepted, m.Accepted)+" -j ACCEPT")
+			prec.Rules = append(prec.Rules, ct[3:]...)
+			prec.Rules = append(prec.Rules, fsIn...)
+			prec.Rules = append(prec.Rules,
+				markIs(m.PreDone, m.PreDone)+" "+save,
+				markIs(m.PreDone|m.Accepted, m.PreDone|m.Accepted)+" -j ACCEPT",
+				markIs(m.PreDone, m.PreDone)+" -j RETURN",
+				queue(policy.StagePreDNAT))
+		}
+		if !p.Filter.Empty() {
+			post.Rules = append(post.Rules, passRule,
+				"-m conntrack ! --ctstate DNAT -j RETURN",
+				"-m addrtype ! --src-type LOCAL -j RETURN")
+			post.Rules = append(post.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, false, save, queue(policy.StageOutput))
+		}
+		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, passChain, prec, outc}, Jumps: OwnedJumps["mangle"]})
+	}
+
+	// filter: input, forward, output.
+	{
+		in := Chain{Name: "NFGATE-INPUT"}
+		fwd := Chain{Name: "NFGATE-FORWARD"}
+		out := Chain{Name: "NFGATE-OUTPUT"}
+		inc := Chain{Name: "NFGATE-IN"}
+		fwdc := Chain{Name: "NFGATE-FWD"}
+		outc := Chain{Name: "NFGATE-OUT"}
+		if !p.Filter.Empty() {
+			in.Rules = append(in.Rules, passRule)
+			in.Rules = append(in.Rules, dispatch(p.Filter, "-i", "NFGATE-IN")...)
+			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, p.Reject, save, queue(policy.StageInput))
+
+			out.Rules = append(out.Rules, passRule, "-m conntrack --ctstate DNAT -j RETURN")
+			out.Rules = append(out.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, p.Reject, save, queue(policy.StageOutput))
+
+			fwd.Rules = append(fwd.Rules, passRule)
+			fwd.Rules = append(fwd.Rules, dispatchForward(p.Filter, "NFGATE-FWD")...)
+			fwdc.Rules = append(fwdc.Rules, ct...)
+			if p.Reject {
+				fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j REJECT")
+			}
+			fwdc.Rules = append(fwdc.Rules,
+				markIs(m.FwdDone(), m.FwdDone())+" "+save,
+				markIs(m.FwdDone()|m.FwdAccept(), m.FwdDone()|m.FwdAccept())+" -j ACCEPT",
+				markIs(m.FwdDone(), m.FwdDone())+" -j RETURN",
+				queue(policy.StageForward))
+		}
+		rs.Tables = append(rs.Tables, Table{Name: "filter", Chains: []Chain{in, fwd, out, passChain, inc, fwdc, outc}, Jumps: OwnedJumps["filter"]})
+	}
+	return &rs
+}
+
+// localChain is the policed chain of the input or output stage.
+func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject bool, save, queue string) []string {
+	r := []string{markIs(m.Accepted, m.Accepted) + " -j ACCEPT"}
+	r = append(r, ct...)
+	r = append(r, failsafe...)
+	if reject {
+		r = append(r, markIs(done|m.Reject, done|m.Reject)+" -j REJECT")
+	}
+	r = append(r,
+		markIs(done, done)+" "+save,
+		markIs(done, done)+" -j ACCEPT",
+		queue)
+	return r
+}
+
+func dispatch(d Dispatch, flag, target string) []string {
+	var r []string
+	if d.CatchAll {
+		for _, n := range d.Names {
+			r = append(r, flag+" "+n+" -j RETURN")
+		}
+		return append(r, "-g "+target)
+	}
+	for _, n := range d.Names {
+		r = append(r, flag+" "+n+" -g "+target)
+	}
+	return r
+}
+
+// dispatchForward polices a forwarded packet when its in- or out-interface is policed.
+func dispatchForward(d Dispatch, target string) []string {
+	var r []string
+	if d.CatchAll {
+		for _, a := range d.Names {
+			for _, b := range d.Names {
+				r = append(r, "-i "+a+" -o "+b+" -j RETURN")
+			}
+		}
+		return append(r, "-g "+target)
+	}
+	for _, n := range d.Names {
+		r = append(r, "-i "+n+" -g "+target)
+	}
+	for _, n := range d.Names {
+		r = append(r, "-o "+n+" -g "+target)
+	}
+	return r
+}
+
+// failsafeRules renders failsafe ACCEPT rules. out: the entry's net is the
+// destination (outbound list); reply: match the source port instead of the
+// destination port and swap the net side (raw reply rules, spec §4).
+func failsafeRules(list []policy.ProtoPort, family uint8, out, reply bool) []string {
+	var r []string
+	for _, e := range list {
+		proto := "tcp"
+		switch e.Protocol {
+		case 6:
+		case 17:
+			proto = "udp"
+		case 132:
+			proto = "sctp"
+		default:
+			continue
+		}
+		s := "-p " + proto + " -m " + proto
+		if reply {
+			s += fmt.Sprintf(" --sport %d", e.Port)
+		} else {
+			s += fmt.Sprintf(" --dport %d", e.Port)
+		}
+		if e.Net.IsValid() {
+			if (family == 4) != e.Net.Addr().Is4() {
+				continue
+			}
+			// Inbound entries restrict the source, outbound the destination;
+			// a reply rule sees the packet the other way round.
+			dst := out
+			if dst {
+				s += " -d " + e.Net.String()
+			} else {
+				s += " -s " + e.Net.String()
+			}
+		}
+		r = append(r, s+" -j ACCEPT")
+	}
+	return r
+}
+
+// RestoreText renders a ruleset as iptables-restore --noflush input. Every
+// owned chain is declared (which flushes it) and refilled; present lists
+// which jump rules already exist ("table/BUILTIN/TARGET"): only missing ones
+// are inserted, at the top of the built-in chain.
+func RestoreText(rs *Ruleset, present map[string]bool) string {
+	var b strings.Builder
+	for _, t := range rs.Tables {
+		fmt.Fprintf(&b, "*%s\n", t.Name)
+		for _, c := range t.Chains {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", c.Name)
+		}
+		for _, c := range t.Chains {
+			for _, r := range c.Rules {
+				fmt.Fprintf(&b, "-A %s %s\n", c.Name, r)
+			}
+		}
+		for _, j := range t.Jumps {
+			if !present[t.Name+"/"+j.Builtin+"/"+j.Target] {
+				fmt.Fprintf(&b, "-I %s 1 -j %s\n", j.Builtin, j.Target)
+			}
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
+}
+
+// CleanupText renders an iptables-restore --noflush transaction removing
+// everything nfgate owns: the jump rules present, then its chains.
+func CleanupText(present map[string]bool, chains map[string]map[string]bool) string {
+	var b strings.Builder
+	for _, t := range TableOrder {
+		if len(chains[t]) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "*%s\n", t)
+		for _, j := range OwnedJumps[t] {
+			if present[t+"/"+j.Builtin+"/"+j.Target] {
+				fmt.Fprintf(&b, "-D %s -j %s\n", j.Builtin, j.Target)
+			}
+		}
+		names := make([]string, 0, len(chains[t]))
+		for c := range chains[t] {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		for _, c := range names {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", c)
+		}
+		for _, c := range names {
+			fmt.Fprintf(&b, "-X %s\n", c)
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,267 @@
+package engine
+
+import (
+	"sync/atomic"
+
+	"github.com/nfgate/nfgate/classify"
+	"github.com/nfgate/nfgate/policy"
+)
+
+// worker serves one queue. Its scratch space (decoder, packet, trace
+// record) is reused for every packet.
+type worker struct {
+	e     *Engine
+	q     Queue
+	stage policy.Stage
+	dec   Decoder
+	pkt   classify.Packet
+	rec   TraceRecord
+	// inflight is 1<<32|id while a packet is being decided, else 0; the
+	// watchdog and the worker race to clear it, the winner answers.
+	inflight atomic.Uint64
+	start    atomic.Int64
+	mark     atomic.Uint32
+}
+
+// handle decides one packet and answers it exactly once.
+func (w *worker) handle(p *Packet) {
+	e := w.e
+	tag := 1<<32 | uint64(p.ID)
+	w.mark.Store(p.Mark)
+	w.start.Store(e.now().UnixNano())
+	w.inflight.Store(tag)
+	a, mark := w.decide(p)
+	if !w.inflight.CompareAndSwap(tag, 0) {
+		return // the watchdog answered already
+	}
+	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
+		e.stats.VerdictErr.Add(1)
+	}
+}
+
+// decide returns the kernel verdict and new mark for p. It allocates nothing.
+func (w *worker) decide(p *Packet) (Action, uint32) {
+	e := w.e
+	s := e.cur.Load()
+	st := w.stage
+	m := e.marks
+	e.stats.Queued[st].Add(1)
+
+	pkt := &w.pkt
+	pkt.CT = classify.CTNew
+	if st == policy.StageUntracked {
+		pkt.CT = classify.CTUntracked
+	}
+	w.dec.Decode(p.Payload, pkt)
+	pkt.CT = classify.CTNew
+	if st == policy.StageUntracked {
+		pkt.CT = classify.CTUntracked
+	}
+
+	inB, outB := s.bind(p.InIf), s.bind(p.OutIf)
+	d := policy.Decision{Verdict: policy.None, Reason: policy.ReasonNotPoliced, Endpoint: policy.NoEndpoint,
+		Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+	ep := policy.NoEndpoint
+	switch st {
+	case policy.StageUntracked:
+		if p.Hook == HookOutput {
+			ep = outB.Untracked
+		} else {
+			ep = inB.Untracked
+		}
+	case policy.StagePreDNAT:
+		ep = inB.PreDNAT
+	case policy.StageInput:
+		ep = inB.Filter
+	case policy.StageOutput:
+		ep = outB.Filter
+	case policy.StageForward:
+		ep = inB.Filter
+		if ep == policy.NoEndpoint {
+			ep = outB.Filter
+		}
+	}
+	note := ""
+	switch {
+	case ep == policy.NoEndpoint:
+		// Not policed (the hooks and the interface map disagree for a
+		// moment): hand the packet to the host's rules.
+	case pkt.Class == classify.Malformed:
+		// A policed interface never lets through what it cannot match.
+		d = policy.Decision{Verdict: policy.Drop, Reason: policy.ReasonMalformed, Endpoint: ep,
+			Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+		e.stats.Malformed.Add(1)
+	default:
+		if e.opt.Deny != nil && p.Mark&m.Recheck == 0 {
+			if de, ok := e.opt.Deny.Lookup(st, pkt); ok && de.Gen == s.gen {
+				e.stats.DenyHits.Add(1)
+				e.stats.Dropped[st].Add(1)
+				d = policy.Decision{Verdict: policy.Drop, Reason: de.Reason, Endpoint: ep, Tier: de.Tier, Policy: de.Policy, Rule: de.Rule}
+				w.trace(s, p, d, "deny-cache")
+				return NfDrop, p.Mark
+			}
+		}
+		switch st {
+		case policy.StageUntracked:
+			dir := policy.Ingress
+			if p.Hook == HookOutput {
+				dir = policy.Egress
+			}
+			d = s.pol.Untracked(ep, dir, pkt)
+		case policy.StagePreDNAT:
+			d = s.pol.PreDNAT(ep, pkt)
+		case policy.StageInput:
+			d = s.pol.Local(ep, policy.Ingress, pkt)
+		case policy.StageOutput:
+			d = s.pol.Local(ep, policy.Egress, pkt)
+		case policy.StageForward:
+			d = s.pol.Forward(inB.Filter, outB.Filter, p.Mark&m.Accepted != 0, pkt)
+		}
+		if d.Verdict == policy.Drop && e.opt.Deny != nil {
+			e.opt.Deny.Add(st, pkt, DenyEntry{Gen: s.gen, Stage: st, Reason: d.Reason, Tier: d.Tier, Policy: d.Policy, Rule: d.Rule})
+		}
+		if d.Verdict == policy.Drop && p.Mark&m.Recheck != 0 {
+			// A flow the new policy denies: cut it.
+			e.stats.Cut.Add(1)
+			note = "recheck-cut"
+			select {
+			case e.cuts <- w.tuple():
+			default:
+				e.stats.CutErr.Add(1)
+			}
+		}
+	}
+	a, mark := verdictFor(m, st, p.Hook, d.Verdict, s.reject, p.Mark)
+	switch d.Verdict {
+	case policy.Accept:
+		e.stats.Accepted[st].Add(1)
+	case policy.Drop:
+		e.stats.Dropped[st].Add(1)
+	default:
+		e.stats.None[st].Add(1)
+	}
+	if note == "" && pkt.Class == classify.Fragment {
+		note = "fragment"
+	}
+	w.trace(s, p, d, note)
+	return a, mark
+}
+
+// verdictFor maps a stage decision to the kernel verdict and mark (see Marks).
+func verdictFor(m Marks, st policy.Stage, hook uint8, v policy.Verdict, reject bool, mark uint32) (Action, uint32) {
+	switch st {
+	case policy.StageUntracked:
+		switch v {
+		case policy.Accept:
+			return NfRepeat, mark | m.Accepted
+		case policy.Drop:
+			return NfDrop, mark
+		}
+		return NfRepeat, mark | m.Pass
+	case policy.StagePreDNAT:
+		switch v {
+		case policy.Accept:
+			return NfRepeat, mark | m.PreDone | m.Accepted
+		case policy.Drop:
+			return NfDrop, mark
+		}
+		return NfRepeat, mark | m.PreDone
+	case policy.StageInput, policy.StageOutput:
+		done := m.InDone
+		if st == policy.StageOutput {
+			done = m.OutDone
+		}
+		switch v {
+		case policy.Accept:
+			return NfRepeat, mark | done
+		case policy.Drop:
+			if reject && hook != HookPostrouting {
+				return NfRepeat, mark | done | m.Reject
+			}
+			return NfDrop, mark
+		}
+		return NfRepeat, mark | m.Pass
+	case policy.StageForward:
+		switch v {
+		case policy.Accept:
+			return NfRepeat, mark | m.FwdDone() | m.FwdAccept()
+		case policy.Drop:
+			if reject {
+				return NfRepeat, mark | m.FwdDone() | m.Reject
+			}
+			return NfDrop, mark
+		}
+		return NfRepeat, mark | m.FwdDone()
+	}
+	return NfDrop, mark
+}
+
+func (s *snapshot) bind(ifindex uint32) policy.Binding {
+	if ifindex == 0 {
+		return policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: policy.NoEndpoint}
+	}
+	if b, ok := s.binds[ifindex]; ok {
+		return b
+	}
+	return policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: policy.NoEndpoint}
+}
+
+func (w *worker) tuple() FlowTuple {
+	p := &w.pkt
+	return FlowTuple{Family: uint8(p.Family), Proto: p.Proto, Src: p.Src, Dst: p.Dst,
+		SrcPort: p.SrcPort, DstPort: p.DstPort, ICMPType: p.ICMPType, Code: p.ICMPCode}
+}
+
+var ctNames = [...]string{"new", "established", "related", "invalid", "untracked"}
+
+// trace fills the worker's record and hands it to the tracer.
+func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string) {
+	t := w.e.opt.Tracer
+	if t == nil {
+		return
+	}
+	r := &w.rec
+	r.Time = w.e.now()
+	r.Gen, r.Hash = s.gen, s.hash
+	r.In, r.Out = s.names[p.InIf], s.names[p.OutIf]
+	r.Endpoint = ""
+	if s.eper != nil {
+		if d.Endpoint != policy.NoEndpoint {
+			r.Endpoint = s.eper.EndpointName(d.Endpoint)
+		}
+	} else if d.Endpoint >= 0 && int(d.Endpoint) < len(s.epName) {
+		r.Endpoint = s.epName[d.Endpoint]
+	}
+	r.Pkt = w.pkt
+	r.CT = "new"
+	if int(w.pkt.CT) < len(ctNames) {
+		r.CT = ctNames[w.pkt.CT]
+	}
+	if p.Mark&w.e.marks.Recheck != 0 {
+		r.CT = "established-recheck"
+	}
+	r.Verdict = d.Verdict.String()
+	if d.Verdict == policy.Drop && s.reject && p.Hook != HookPostrouting && w.stage >= policy.StageInput {
+		r.Verdict = "REJECT"
+	}
+	r.Tier, r.Policy = "", ""
+	if d.Tier != policy.NoIndex && s.tierer != nil {
+		r.Tier = s.tierer.TierName(d.Tier)
+	}
+	if d.Policy != policy.NoIndex && s.cfg != nil {
+		if d.Reason == policy.ReasonProfile {
+			if int(d.Policy) < len(s.cfg.Profiles) {
+				r.Policy = s.cfg.Profiles[d.Policy].Name
+			}
+		} else if int(d.Policy) < len(s.cfg.Policies) {
+			r.Policy = s.cfg.Policies[d.Policy].Name
+		}
+	}
+	r.Rule = d.Rule
+	r.Reason = d.Reason.String()
+	r.Logged = d.Logged
+	r.Note = note
+	if !t.Decision(r) {
+		w.e.stats.TraceDrops.Add(1)
+	}
+}
