@@ -5,6 +5,7 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -47,15 +48,35 @@ func Binary() string {
 // should have installed it with .ci/deps.sh) when the binary is missing.
 func Start(tb testing.TB, tlsCfg *TLS) *Server {
 	tb.Helper()
-	bin := Binary()
-	if bin == "" {
+	if Binary() == "" {
 		if os.Geteuid() != 0 {
 			tb.Skip("etcd is not installed (apt-get install etcd-server, or run .ci/deps.sh as root)")
 		}
 		tb.Fatal("etcd is not installed: run .ci/deps.sh (Debian package etcd-server)")
 	}
-	dir := tb.TempDir()
-	cport, pport := freePort(tb), freePort(tb)
+	s, err := Run(tb.TempDir(), tlsCfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Run starts etcd with its data and log in dir (for benchmarks; tests use
+// Start). The caller stops it.
+func Run(dir string, tlsCfg *TLS) (*Server, error) {
+	bin := Binary()
+	if bin == "" {
+		return nil, errors.New("etcd is not installed (Debian package etcd-server)")
+	}
+	cport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	pport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -68,7 +89,7 @@ func Start(tb testing.TB, tlsCfg *TLS) *Server {
 	}
 	peer := fmt.Sprintf("http://127.0.0.1:%d", pport)
 	s.args = []string{
-		"--name", "t", "--data-dir", filepath.Join(dir, "data"),
+		bin, "--name", "t", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", s.Endpoint, "--advertise-client-urls", s.Endpoint,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "t=" + peer, "--initial-cluster-state", "new",
@@ -78,33 +99,29 @@ func Start(tb testing.TB, tlsCfg *TLS) *Server {
 		s.args = append(s.args, "--cert-file", tlsCfg.CertFile, "--key-file", tlsCfg.KeyFile,
 			"--trusted-ca-file", tlsCfg.CAFile, "--client-cert-auth")
 	}
-	s.args = append([]string{bin}, s.args...)
-	s.start(tb)
-	tb.Cleanup(s.Stop)
-	return s
+	return s, s.start()
 }
 
-func freePort(tb testing.TB) int {
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (s *Server) start(tb testing.TB) {
-	tb.Helper()
+func (s *Server) start() error {
 	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		tb.Fatal(err)
+		return err
 	}
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
-		tb.Fatal(err)
+		return err
 	}
 	s.exited = make(chan struct{})
 	go func() { s.cmd.Wait(); logf.Close(); close(s.exited) }()
@@ -113,17 +130,17 @@ func (s *Server) start(tb testing.TB) {
 		select {
 		case <-s.exited:
 			out, _ := os.ReadFile(s.log)
-			tb.Fatalf("etcd exited: %s", out)
+			return fmt.Errorf("etcd exited: %s", out)
 		default:
 		}
 		if s.healthy() {
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.Stop()
 	out, _ := os.ReadFile(s.log)
-	tb.Fatalf("etcd did not become healthy in 15s: %s", out)
+	return fmt.Errorf("etcd did not become healthy in 15s: %s", out)
 }
 
 func (s *Server) healthy() bool {
@@ -171,7 +188,9 @@ func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.Stop()
 	// "new" is ignored when the data directory exists.
-	s.start(tb)
+	if err := s.start(); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // Client is a plain-HTTP client of the server, closed in Cleanup.
