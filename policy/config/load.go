@@ -27,6 +27,8 @@ type Loaded struct {
 	// Warnings are problems that do not stop the load (ignored
 	// FelixConfiguration fields, host endpoints of other nodes, ...).
 	Warnings []Diag
+	// Datastore is the main file's [datastore] table; nil when absent.
+	Datastore *Datastore
 }
 
 // Load reads the TOML configuration at path and everything it includes.
@@ -87,11 +89,21 @@ type loader struct {
 	res   []*resIn
 	gw    *node
 	eng   *node
+	ds    *node
+	// remote is set while reading datastore documents (LoadWith), whose
+	// names are remoteNames.
+	remote      bool
+	remoteNames map[string]bool
 }
 
 func load(src source, mainPath string) (*Loaded, error) {
+	return loadWith(src, mainPath, nil)
+}
+
+func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
 	l := &loader{src: src, seen: map[string]bool{}}
 	l.file(mainPath, nil, true)
+	l.documents(extra)
 
 	c := &conv{d: &l.d}
 	col := &collected{seen: map[string]policy.Pos{}, tierPos: map[string]*node{}}
@@ -106,7 +118,7 @@ func load(src source, mainPath string) (*Loaded, error) {
 			} else {
 				col.seen[key] = r.pos
 			}
-			col.felix = append(col.felix, felixIn{name: name, spec: r.spec, pos: r.pos})
+			col.felix = append(col.felix, felixIn{name: name, spec: r.spec, pos: r.pos, remote: r.remote})
 			c.res = ""
 			continue
 		}
@@ -114,18 +126,21 @@ func load(src source, mainPath string) (*Loaded, error) {
 	}
 	var st policy.Settings
 	var rt Runtime
+	var ds *Datastore
 	if len(l.files) > 0 && len(l.data) == len(l.files) {
 		st = c.settingsFrom(l.gw, col.felix)
 		rt = c.runtime(l.eng)
+		ds = c.datastore(l.ds, filepath.Dir(mainPath))
 	}
 	cfg := finish(c, col, st, mainPath)
 
-	out := &Loaded{Runtime: rt, Files: l.files}
+	out := &Loaded{Runtime: rt, Files: l.files, Datastore: ds}
 	h := sha256.New()
 	for _, b := range l.data {
 		h.Write(b)
 	}
 	copy(out.Hash[:], h.Sum(nil))
+	l.unposition()
 	sortDiags(l.d.warns, l.files)
 	sortDiags(l.d.errs, l.files)
 	out.Warnings = l.d.warns
@@ -201,7 +216,7 @@ func (l *loader) tomlFile(name string, data []byte, main bool) {
 		return
 	}
 	c := &conv{d: &l.d}
-	allowed := []string{"include", "gateway", "engine"}
+	allowed := []string{"include", "gateway", "engine", "datastore"}
 	for k := range tomlResourceKeys {
 		allowed = append(allowed, k)
 	}
@@ -209,15 +224,18 @@ func (l *loader) tomlFile(name string, data []byte, main bool) {
 	for _, k := range root.keys {
 		v := root.m[k]
 		switch k {
-		case "gateway", "engine":
+		case "gateway", "engine", "datastore":
 			if !main {
 				c.errf(v, "[%s] is only allowed in the main configuration file", k)
 				continue
 			}
-			if k == "gateway" {
+			switch k {
+			case "gateway":
 				l.gw = v
-			} else {
+			case "engine":
 				l.eng = v
+			default:
+				l.ds = v
 			}
 		}
 		kind, ok := tomlResourceKeys[k]
@@ -325,7 +343,7 @@ func (l *loader) yamlDoc(doc *node, depth int) {
 		return
 	}
 	c.fields(doc, []string{"apiVersion", "kind", "metadata", "spec"}, nil)
-	r := &resIn{kind: kind, pos: doc.pos}
+	r := &resIn{kind: kind, pos: doc.pos, remote: l.remote}
 	meta := doc.get("metadata")
 	if !isSet(meta) {
 		c.errf(doc, "metadata.name must be specified")

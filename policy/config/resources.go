@@ -36,6 +36,7 @@ type resIn struct {
 	spec   *node    // nil for a YAML document without spec
 	meta   []string // keys of spec that are metadata (TOML's flattened name, labels)
 	pos    policy.Pos
+	remote bool // from the datastore (LoadWith), not a local file
 }
 
 func (r *resIn) nameStr() string {
@@ -65,9 +66,10 @@ type collected struct {
 }
 
 type felixIn struct {
-	name string
-	spec *node
-	pos  policy.Pos
+	name   string
+	spec   *node
+	pos    policy.Pos
+	remote bool
 }
 
 // name validates the resource's name and reports duplicates across files.

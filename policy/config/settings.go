@@ -101,6 +101,11 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 				continue
 			}
 			if g := gw.get(k); isSet(g) {
+				if f.remote {
+					// Local settings win over the datastore's (docs/fleet.md).
+					c.warnf(v, "%s is also set in [gateway] at %s:%d; the local value wins", k, g.pos.File, g.pos.Line)
+					continue
+				}
 				c.errf(v, "%s is also set in [gateway] at %s:%d; set it in one place", k, g.pos.File, g.pos.Line)
 			}
 			c.felixField(&st, k, v)

@@ -1,0 +1,173 @@
+package datastore
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nfgate/nfgate/policy/config"
+)
+
+// kinds are the Calico v3 kinds nfgate reads, with the plural that names
+// their folder in Calico's etcdv3 key layout (libcalico-go
+// backend/model/resource.go), sorted by plural.
+var kinds = []struct{ Kind, Plural string }{
+	{"FelixConfiguration", "felixconfigurations"},
+	{"GlobalNetworkPolicy", "globalnetworkpolicies"},
+	{"GlobalNetworkSet", "globalnetworksets"},
+	{"HostEndpoint", "hostendpoints"},
+	{"Profile", "profiles"},
+	{"Tier", "tiers"},
+}
+
+// ResourcePrefix is the folder of Calico's v3 resources under prefix
+// ("/calico" in Calico): global resources are at
+// ResourcePrefix(prefix)+plural+"/"+name.
+func ResourcePrefix(prefix string) string {
+	return prefix + "/resources/v3/projectcalico.org/"
+}
+
+// Key is where Calico stores the global resource kind/name.
+func Key(prefix, kind, name string) (string, error) {
+	for _, k := range kinds {
+		if k.Kind == kind {
+			return ResourcePrefix(prefix) + k.Plural + "/" + name, nil
+		}
+	}
+	return "", fmt.Errorf("kind %q is not one nfgate reads", kind)
+}
+
+// parseKey returns the kind and name of a resource key.
+func parseKey(prefix, key string) (kind, name string, ok bool) {
+	rest, ok := strings.CutPrefix(key, ResourcePrefix(prefix))
+	if !ok {
+		return "", "", false
+	}
+	plural, name, ok := strings.Cut(rest, "/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", "", false
+	}
+	for _, k := range kinds {
+		if k.Plural == plural {
+			return k.Kind, name, true
+		}
+	}
+	return "", "", false
+}
+
+// Metadata fields the API server or calicoctl sets; they say nothing about
+// policy and are dropped before validation, so the strict loader sees what
+// a user would write.
+var serverMeta = []string{"uid", "creationTimestamp", "resourceVersion", "generation", "managedFields", "selfLink"}
+
+// annotationMetadata is where Calico's etcdv3 backend keeps a policy's name
+// as the user wrote it.
+const annotationMetadata = "projectcalico.org/metadata"
+
+// normalise turns a stored value into the document handed to the loader:
+// server-set metadata removed, the policy name restored from Calico's
+// metadata annotation, checked against the key. Problems are returned as
+// diagnostics naming the key.
+func normalise(key, kind, name string, value []byte) ([]byte, *config.Diag) {
+	bad := func(field, format string, args ...any) *config.Diag {
+		return &config.Diag{File: key, Resource: kind + "/" + name, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, bad("", "value is not a JSON object: %v (Calico stores v3 resources as JSON)", err)
+	}
+	if dec.More() {
+		return nil, bad("", "value holds more than one JSON value")
+	}
+	if k, ok := doc["kind"].(string); ok && k != kind {
+		return nil, bad("kind", "a %s is stored under the key of a %s", k, kind)
+	}
+	meta, ok := doc["metadata"].(map[string]any)
+	if !ok {
+		if doc["metadata"] != nil {
+			return nil, bad("metadata", "metadata must be an object")
+		}
+		meta = map[string]any{}
+		doc["metadata"] = meta
+	}
+	for _, f := range serverMeta {
+		delete(meta, f)
+	}
+	if ann, ok := meta["annotations"].(map[string]any); ok {
+		if s, ok := ann[annotationMetadata].(string); ok {
+			var m struct {
+				Name string `json:"name"`
+			}
+			if json.Unmarshal([]byte(s), &m) == nil && m.Name != "" {
+				meta["name"] = m.Name
+			}
+			delete(ann, annotationMetadata)
+		}
+		if len(ann) == 0 {
+			delete(meta, "annotations")
+		}
+	}
+	switch n := meta["name"].(type) {
+	case nil:
+		meta["name"] = name
+	case string:
+		if n != name && !strings.HasSuffix(name, "."+n) {
+			return nil, bad("metadata.name", "name %q does not match the key's name %q", n, name)
+		}
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return nil, bad("", "cannot re-encode: %v", err)
+	}
+	return out, nil
+}
+
+// Resource is one stored Calico resource.
+type Resource struct {
+	Key         string `json:"key"`
+	Kind        string `json:"kind"`
+	Name        string `json:"name"`
+	ModRevision int64  `json:"modRevision"`
+	// Value is the stored JSON; Data is what the loader reads (normalise),
+	// nil when Err is set.
+	Value []byte       `json:"-"`
+	Data  []byte       `json:"-"`
+	Err   *config.Diag `json:"-"`
+}
+
+func newResource(prefix, key string, value []byte, modRev int64) (Resource, bool) {
+	kind, name, ok := parseKey(prefix, key)
+	if !ok {
+		return Resource{}, false
+	}
+	r := Resource{Key: key, Kind: kind, Name: name, ModRevision: modRev, Value: value}
+	r.Data, r.Err = normalise(key, kind, name, value)
+	return r, true
+}
+
+// documents returns the resources in key order as loader documents, and
+// the normalisation problems.
+func documents(res map[string]Resource) ([]config.Document, []Resource, config.Errors) {
+	keys := make([]string, 0, len(res))
+	for k := range res {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	docs := make([]config.Document, 0, len(keys))
+	list := make([]Resource, 0, len(keys))
+	var errs config.Errors
+	for _, k := range keys {
+		r := res[k]
+		list = append(list, r)
+		if r.Err != nil {
+			errs = append(errs, *r.Err)
+			continue
+		}
+		docs = append(docs, config.Document{Name: r.Key, Data: r.Data})
+	}
+	return docs, list, errs
+}
