@@ -43,7 +43,7 @@ func configPermProblems(files []string) []string {
 			case 0o002:
 				who = "others"
 			}
-			out = append(out, fmt.Sprintf("%s: writable by %s (mode %04o): only its owner may be able to change the firewall's configuration (chmod go-w %s)",
+			out = append(out, fmt.Sprintf("%s: writable by %s (mode %04o); the firewall's configuration must be writable only by its owner (chmod go-w %s)",
 				f, who, m, f))
 		}
 		dir(filepath.Dir(f), f)
