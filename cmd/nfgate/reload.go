@@ -59,7 +59,7 @@ var processName = func(pid int) (string, error) {
 func runReload(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	pid := fs.Int("pid", 0, "process id of `nfgate run` (systemd: $MAINPID)")
+	pid := fs.Int("pid", 0, "process id of the running daemon (systemd: $MAINPID)")
 	stats := fs.String("stats", "/run/nfgate/stats.json", "the daemon's --stats file")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for the outcome")
 	fs.Usage = func() {

@@ -89,7 +89,7 @@ func runMain(args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fs.String("config", "/etc/nfgate/nfgate.toml", "configuration file")
 	balance := fs.Int("queue-balance", 0, "NFQUEUE queues per stage (default: engine.queues, else the number of CPUs)")
-	statsPath := fs.String("stats", "", "write counters as JSON to this file every second (`nfgate reload` reads it)")
+	statsPath := fs.String("stats", "", "write counters as JSON to this file every second (nfgate reload reads it)")
 	cleanup := fs.Bool("cleanup", false, "remove nfgate's kernel rules and exit")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
