@@ -177,6 +177,10 @@ func TestOperations(t *testing.T) {
 		c.is(fmt.Sprintf("scrape: %s = %v", m.sample, v), v >= 0 && m.ok(v), true)
 	}
 
+	t.Logf("daemon memory: resident %.1f MiB, Go heap in use %.1f MiB, goroutines %v",
+		metricValue(body, "process_resident_memory_bytes")/(1<<20), metricValue(body, "go_memstats_heap_inuse_bytes")/(1<<20),
+		metricValue(body, "go_goroutines"))
+
 	reload := func() (int, string) {
 		out, err := exec.Command(nfgateBin, "reload", "--pid", strconv.Itoa(d.cmd.Process.Pid), "--stats", d.stats, "--timeout", "10s").CombinedOutput()
 		code := 0
