@@ -44,7 +44,7 @@ func watchdogInterval() time.Duration {
 // whose readers are wedged alive while new flows wait in the kernel.
 type health struct {
 	stuckAfter time.Duration
-	// waitingSince is, per queue, when packets were first seen waiting
+	// waiting is, per queue, when packets were first seen waiting
 	// with the reader's count at handled; reset when the reader moves.
 	waiting map[uint16]waitMark
 }

@@ -293,3 +293,15 @@ func TestParseQueues(t *testing.T) {
 		}
 	}
 }
+
+func TestReadQueueFileTellsEmptyFromAbsent(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	if rows, err := metrics.ReadQueueFile(empty); err != nil || rows == nil || len(rows) != 0 {
+		t.Errorf("empty table: %v, %v; want an empty, non-nil table", rows, err)
+	}
+	if rows, err := metrics.ReadQueueFile(filepath.Join(dir, "absent")); err != nil || rows != nil {
+		t.Errorf("absent table: %v, %v; want nil", rows, err)
+	}
+}

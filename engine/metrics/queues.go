@@ -40,7 +40,7 @@ func ReadQueueFile(path string) ([]QueueRow, error) {
 // queue_total, copy mode, copy range, queue_dropped, user_dropped, id
 // sequence, 1.
 func ParseQueues(r io.Reader) ([]QueueRow, error) {
-	var rows []QueueRow
+	rows := []QueueRow{} // non-nil: the table exists, even when empty
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
