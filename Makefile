@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 10m
 BIN      := bin/nfgate
 
-.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short deps clean demo
+.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short deps clean demo man deb
 
 all: build
 
@@ -47,3 +47,24 @@ fuzz-short:
 
 clean:
 	rm -rf bin
+
+# Man pages (docs/man, roff) gzipped for the package; groff checks them
+# when it is installed.
+man:
+	@mkdir -p bin/man
+	@for f in docs/man/*.[0-9]; do \
+		if command -v groff >/dev/null; then groff -man -ww -z $$f || exit 1; fi; \
+		gzip -9n < $$f > bin/man/$$(basename $$f).gz || exit 1; \
+	done
+
+# The .deb (bin/nfgate_VERSION_ARCH.deb), built by nfpm run as a pinned Go
+# tool: no system packager needed. VERSION defaults to the last v* tag.
+NFPM    ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.2
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v\#v} || echo 0.0.0+git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+DEB_OUT ?= bin
+
+deb: man
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nfgate
+	@mkdir -p $(DEB_OUT)
+	NFGATE_VERSION=$(VERSION) GOARCH=$$($(GO) env GOARCH) $(GO) run $(NFPM) package \
+		--config cmd/nfgate/packaging/nfpm.yaml --packager deb --target $(DEB_OUT)/

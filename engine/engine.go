@@ -69,6 +69,7 @@ type snapshot struct {
 	}
 	plan   *HookPlan
 	reject bool
+	hits   *ruleHits // per-rule counters of this generation (counters.go)
 }
 
 // Engine is safe for concurrent use.
@@ -103,6 +104,11 @@ type Stats struct {
 	TraceDrops atomic.Uint64
 	Reloads    atomic.Uint64
 	ReloadErrs atomic.Uint64
+	// Verdicts counts decisions by stage, verdict and reason (deny-cache
+	// answers included); Latency/LatencySum time decide (counters.go).
+	Verdicts   [numStages][NumVerdicts][NumReasons]atomic.Uint64
+	Latency    [LatencyBuckets]atomic.Uint64
+	LatencySum atomic.Uint64 // nanoseconds
 }
 
 // StatsView is a plain copy of Stats, keyed by stage name.
@@ -211,7 +217,7 @@ func (e *Engine) Snapshot() StatsView {
 // build makes a snapshot for l over the current interfaces.
 func (e *Engine) build(l *Loaded, gen uint64) *snapshot {
 	s := &snapshot{pol: l.Policy, cfg: l.Config, gen: gen, hash: l.Hash, files: l.Files,
-		binds: map[uint32]policy.Binding{}, names: map[uint32]string{}}
+		binds: map[uint32]policy.Binding{}, names: map[uint32]string{}, hits: newRuleHits(l.Config)}
 	ifaces := e.opt.Links.Interfaces()
 	for _, ifc := range ifaces {
 		s.binds[ifc.Index] = l.Policy.Bind(policy.Interface{Name: ifc.Name, Addrs: ifc.Addrs})
@@ -317,6 +323,7 @@ func (e *Engine) RefreshLinks() error {
 		return nil
 	}
 	s := e.build(&Loaded{Policy: old.pol, Config: old.cfg, Hash: old.hash, Files: old.files}, old.gen)
+	s.hits = old.hits // same generation: keep counting
 	if !planEqual(old.plan, s.plan) {
 		if err := e.opt.Hooks.Apply(s.plan); err != nil {
 			return fmt.Errorf("engine: updating hooks: %w", err)

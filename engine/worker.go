@@ -21,6 +21,10 @@ type worker struct {
 	inflight atomic.Uint64
 	start    atomic.Int64
 	mark     atomic.Uint32
+	// busy is the arrival time (ns) of the packet being handled, 0 when
+	// idle; handled counts packets handled. Both feed Readers (liveness).
+	busy    atomic.Int64
+	handled atomic.Uint64
 }
 
 // handle decides one packet and answers it exactly once.
@@ -28,9 +32,13 @@ func (w *worker) handle(p *Packet) {
 	e := w.e
 	tag := 1<<32 | uint64(p.ID)
 	w.mark.Store(p.Mark)
-	w.start.Store(e.now().UnixNano())
+	start := e.now().UnixNano()
+	w.busy.Store(start)
+	defer func() { w.handled.Add(1); w.busy.Store(0) }()
+	w.start.Store(start)
 	w.inflight.Store(tag)
 	a, mark := w.decide(p)
+	e.stats.observe(e.now().UnixNano() - start)
 	if !w.inflight.CompareAndSwap(tag, 0) {
 		return // the watchdog answered already
 	}
@@ -96,6 +104,7 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 			if de, ok := e.opt.Deny.Lookup(st, pkt); ok && de.Gen == s.gen {
 				e.stats.DenyHits.Add(1)
 				e.stats.Dropped[st].Add(1)
+				e.stats.verdict(st, policy.Drop, de.Reason)
 				d = policy.Decision{Verdict: policy.Drop, Reason: de.Reason, Endpoint: ep, Tier: de.Tier, Policy: de.Policy, Rule: de.Rule}
 				w.trace(s, p, d, "deny-cache")
 				return NfDrop, p.Mark
@@ -132,6 +141,8 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		}
 	}
 	a, mark := verdictFor(m, st, p.Hook, d.Verdict, s.reject, p.Mark)
+	e.stats.verdict(st, d.Verdict, d.Reason)
+	s.hits.add(d)
 	switch d.Verdict {
 	case policy.Accept:
 		e.stats.Accepted[st].Add(1)

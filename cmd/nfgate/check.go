@@ -127,6 +127,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if l != nil {
 		rep.Files, rep.Hash = l.Files, hex.EncodeToString(l.Hash[:])
 		rep.Warnings = append(rep.Warnings, l.Warnings...)
+		for _, p := range configPermProblems(l.Files) {
+			rep.Warnings = append(rep.Warnings, config.Diag{Msg: p + " (`nfgate run` refuses it)"})
+		}
 	}
 	var prog *policy.Program
 	if err == nil {

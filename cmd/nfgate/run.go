@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/nfgate/nfgate/engine/denycache"
 	"github.com/nfgate/nfgate/engine/ipt"
 	"github.com/nfgate/nfgate/engine/links"
+	"github.com/nfgate/nfgate/engine/metrics"
 	"github.com/nfgate/nfgate/engine/nfq"
 	"github.com/nfgate/nfgate/engine/trace"
 	"github.com/nfgate/nfgate/policy"
@@ -61,6 +63,9 @@ func loadLive(path string) (l *engine.Loaded, rt config.Runtime, errs []string, 
 		}
 		return nil, rt, errs, files
 	}
+	if probs := configPermProblems(ld.Files); len(probs) > 0 {
+		return nil, rt, probs, files
+	}
 	prog, err := policy.Compile(ld.Policy)
 	if err != nil {
 		return nil, rt, strings.Split(err.Error(), "\n"), files
@@ -84,7 +89,7 @@ func runMain(args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fs.String("config", "/etc/nfgate/nfgate.toml", "configuration file")
 	balance := fs.Int("queue-balance", 0, "NFQUEUE queues per stage (default: engine.queues, else the number of CPUs)")
-	statsPath := fs.String("stats", "", "write counters as JSON to this file every second")
+	statsPath := fs.String("stats", "", "write counters as JSON to this file every second (nfgate reload reads it)")
 	cleanup := fs.Bool("cleanup", false, "remove nfgate's kernel rules and exit")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +100,7 @@ func runMain(args []string) int {
 		lvl = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	sd := sdNotify{log}
 	if *cleanup {
 		if err := ipt.Cleanup(); err != nil {
 			log.Error("cleanup", "err", err)
@@ -113,6 +119,7 @@ func runMain(args []string) int {
 			fmt.Fprintln(os.Stderr, e)
 		}
 		log.Error("configuration rejected", "files", files)
+		sd.status("configuration rejected: " + strings.Join(errs, "; "))
 		return 1
 	}
 	if *balance > 0 {
@@ -168,14 +175,64 @@ func runMain(args []string) int {
 		}
 		queues = append(queues, q)
 	}
+	// The metrics listener is opened before the hooks go in, so a bad
+	// address stops the start without touching the kernel.
+	reloads := &metrics.Reloads{}
+	var metricsLn net.Listener
+	if rt.MetricsAddress != "" {
+		if metricsLn, err = metrics.Listen(rt.MetricsAddress, rt.MetricsAllowRemote); err != nil {
+			log.Error("metrics", "err", err)
+			return 1
+		}
+		defer metricsLn.Close()
+	}
 	runErr := make(chan error, 1)
-	if _, err := e.Reload(loaded, nil, files); err != nil {
+	res, err := e.Reload(loaded, nil, files)
+	reloads.Record(err == nil, time.Now(), res.Rechecked)
+	if err != nil {
 		log.Error("installing the policy", "err", err)
+		sd.status("installing the policy failed: " + err.Error())
 		return 1
 	}
 	go func() { runErr <- e.Run(ctx, queues) }()
-	log.Info("nfgate running", "backend", hooks.Backend, "queues", fmt.Sprintf("%d-%d", rt.QueueBase, int(rt.QueueBase)+len(queues)-1),
+	queueRange := fmt.Sprintf("%d-%d", rt.QueueBase, int(rt.QueueBase)+len(queues)-1)
+	log.Info("nfgate running", "backend", hooks.Backend, "queues", queueRange,
 		"per_stage", rt.Queues, "failure_mode", rt.FailureMode.String(), "mark_mask", fmt.Sprintf("%#x", rt.MarkMask))
+	if metricsLn != nil {
+		o := metrics.Options{Engine: e, DenyCache: deny, Reloads: reloads, Version: version}
+		if tw != nil {
+			o.Trace = tw.Stats
+		}
+		go func() {
+			if err := metrics.Serve(ctx, metricsLn, metrics.Handler(metrics.NewRegistry(o))); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("metrics", "address", metricsLn.Addr().String())
+	}
+	liveStatus := func(prefix string) string {
+		gen, hash := e.Gen()
+		return fmt.Sprintf("%spolicy generation %d (%s) live; queues %s; failure mode %s", prefix, gen, hash, queueRange, rt.FailureMode)
+	}
+	// The hooks are installed and verified (Reload) and the readers start:
+	// only now is the service ready.
+	sd.ready(liveStatus(""))
+	var wdTick <-chan time.Time
+	wd := watchdogInterval()
+	hc := newHealth(max(wd/2, time.Second))
+	if wd > 0 {
+		t := time.NewTicker(wd / 3)
+		defer t.Stop()
+		wdTick = t.C
+	}
+	var lastReload struct {
+		OK     bool      `json:"ok"`
+		Time   time.Time `json:"time"`
+		Gen    uint64    `json:"gen"`
+		Errors []string  `json:"errors,omitempty"`
+	}
+	lastReload.OK, lastReload.Time, lastReload.Gen = true, time.Now(), res.Gen
+	unhealthy := ""
 
 	var statsMu sync.Mutex
 	writeStats := func() {
@@ -186,9 +243,10 @@ func runMain(args []string) int {
 		defer statsMu.Unlock()
 		v := struct {
 			engine.StatsView
-			DenyCache denycache.Stats `json:"deny_cache"`
-			Trace     *trace.Stats    `json:"trace,omitempty"`
-		}{StatsView: e.Snapshot(), DenyCache: deny.Stats()}
+			DenyCache  denycache.Stats `json:"deny_cache"`
+			Trace      *trace.Stats    `json:"trace,omitempty"`
+			LastReload any             `json:"last_reload"`
+		}{StatsView: e.Snapshot(), DenyCache: deny.Stats(), LastReload: &lastReload}
 		if tw != nil {
 			s := tw.Stats()
 			v.Trace = &s
@@ -206,29 +264,69 @@ func runMain(args []string) int {
 		select {
 		case <-tick.C:
 			writeStats()
+		case now := <-wdTick:
+			var rows []metrics.QueueRow
+			if r, err := metrics.ReadQueueFile(metrics.DefaultQueueFile); err == nil && r != nil {
+				rows = r
+			}
+			if err := hc.check(now, e.Readers(), rows); err != nil {
+				if unhealthy == "" {
+					log.Error("packet path not making progress: no longer feeding the systemd watchdog", "err", err)
+					sd.status("unhealthy: " + err.Error())
+				}
+				unhealthy = err.Error()
+				continue
+			}
+			if unhealthy != "" {
+				log.Info("packet path making progress again")
+				sd.status(liveStatus(""))
+				unhealthy = ""
+			}
+			sd.watchdog()
 		case err := <-runErr:
 			writeStats()
 			if err != nil {
 				log.Error("engine stopped", "err", err)
+				sd.stopping("engine stopped: " + err.Error())
 				return 1
 			}
 			return 0
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
+				sd.reloading()
 				l, nrt, errs, files := loadLive(*cfgPath)
 				if l != nil && (nrt.QueueBase != rt.QueueBase || nrt.MarkMask != rt.MarkMask || nrt.FailureMode != rt.FailureMode) {
 					log.Warn("queueBase, markMask and failureMode changes need a restart; kept the running values")
+				}
+				if l != nil && (nrt.MetricsAddress != rt.MetricsAddress || nrt.MetricsAllowRemote != rt.MetricsAllowRemote) {
+					log.Warn("metricsAddress and metricsAllowRemote changes need a restart; kept the running values")
 				}
 				for _, msg := range errs {
 					log.Error("config", "error", msg)
 				}
 				cutBefore := e.Stats().Cut.Load()
-				if _, err := e.Reload(l, errs, files); err == nil {
+				res, err := e.Reload(l, errs, files)
+				now := time.Now()
+				reloads.Record(err == nil, now, res.Rechecked)
+				statsMu.Lock()
+				lastReload.OK, lastReload.Time, lastReload.Gen, lastReload.Errors = err == nil, now, res.Gen, nil
+				if err != nil {
+					lastReload.Gen, _ = e.Gen()
+					lastReload.Errors = errs
+					if len(errs) == 0 {
+						lastReload.Errors = []string{err.Error()}
+					}
+				}
+				statsMu.Unlock()
+				if err == nil {
 					go func() {
 						time.Sleep(3 * time.Second)
 						log.Info("re-check after reload", "cut", e.Stats().Cut.Load()-cutBefore)
 					}()
+					sd.ready(liveStatus(fmt.Sprintf("reloaded, %d flows re-checked; ", res.Rechecked)))
+				} else {
+					sd.ready(liveStatus(fmt.Sprintf("reload FAILED (%s); previous ", firstLine(lastReload.Errors))))
 				}
 				writeStats()
 			case syscall.SIGUSR1:
@@ -240,6 +338,7 @@ func runMain(args []string) int {
 			default:
 				log.Info("stopping; kernel rules stay in place (run `nfgate cleanup` to remove them)", "signal", s.String(),
 					"failure_mode", rt.FailureMode.String())
+				sd.stopping("stopping; kernel rules stay in place (failure mode " + rt.FailureMode.String() + ")")
 				cancel()
 				select {
 				case <-runErr:
@@ -250,4 +349,14 @@ func runMain(args []string) int {
 			}
 		}
 	}
+}
+
+func firstLine(errs []string) string {
+	if len(errs) == 0 {
+		return "unknown error"
+	}
+	if len(errs) > 1 {
+		return fmt.Sprintf("%s; and %d more", errs[0], len(errs)-1)
+	}
+	return errs[0]
 }

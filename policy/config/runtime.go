@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
 
 // MarkBitsNeeded is how many bits of MarkMask the dataplane needs (the
 // engine's mark layout; engine.MarkBitsNeeded must equal it).
@@ -40,8 +44,21 @@ type Runtime struct {
 	DenyCacheTTL  time.Duration // default 2s
 	// IptablesBackend: "auto" (default), "nft" or "legacy".
 	IptablesBackend string
-	// MetricsAddress: "" (default) disables metrics; loopback only unless set otherwise.
-	MetricsAddress string
+	// MetricsAddress: "" (default) disables metrics; loopback only unless
+	// MetricsAllowRemote.
+	MetricsAddress     string
+	MetricsAllowRemote bool
+}
+
+// IsLoopbackHost reports whether host (from host:port) can only be reached
+// from this machine: "localhost" or a loopback IP literal. "" and the
+// unspecified addresses listen on every interface, so they are not.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // DefaultRuntime returns the defaults documented in README.

@@ -331,7 +331,8 @@ func parseFailsafeEntry(entry string) (policy.ProtoPort, error) {
 }
 
 var engineFields = []string{"queueBase", "queues", "failureMode", "markMask", "deadline", "traceFile",
-	"traceBuffer", "denyCacheSize", "denyCacheTTL", "iptablesBackend", "metricsAddress"}
+	"traceBuffer", "denyCacheSize", "denyCacheTTL", "iptablesBackend", "metricsAddress",
+	"metricsAllowRemote"}
 
 func (c *conv) runtime(n *node) Runtime {
 	rt := DefaultRuntime()
@@ -426,9 +427,12 @@ func (c *conv) runtime(n *node) Runtime {
 			c.errf(n.get("iptablesBackend"), "iptablesBackend must be auto, nft or legacy, not %q", s)
 		}
 	}
+	rt.MetricsAllowRemote = c.boolean(n.get("metricsAllowRemote"))
 	if s, ok := c.str(n.get("metricsAddress")); ok && s != "" {
-		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		if host, port, err := net.SplitHostPort(s); err != nil || port == "" {
 			c.errf(n.get("metricsAddress"), "metricsAddress must be host:port, e.g. \"127.0.0.1:9464\"")
+		} else if !rt.MetricsAllowRemote && !IsLoopbackHost(host) {
+			c.errf(n.get("metricsAddress"), "metricsAddress %q is not a loopback address: metrics would be reachable from the network; use 127.0.0.1 or [::1], or set metricsAllowRemote = true", s)
 		} else {
 			rt.MetricsAddress = s
 		}

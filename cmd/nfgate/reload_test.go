@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func stubProcess(t *testing.T) {
+	sig, name := signalProcess, processName
+	t.Cleanup(func() { signalProcess, processName = sig, name })
+}
+
+func TestReloadWaitsForTheOutcome(t *testing.T) {
+	stubProcess(t)
+	const before = `{"gen": 1, "hash": "aaaa", "reloads": 1, "reload_errors": 0, "last_reload": {"ok": true}}`
+	for _, c := range []struct {
+		name      string
+		after     string // what the daemon writes when signalled; "" = nothing
+		code      int
+		out, errs string
+	}{
+		{"good reload", `{"gen": 2, "hash": "bbbb", "reloads": 2, "reload_errors": 0, "last_reload": {"ok": true}}`,
+			0, "policy generation 2 (bbbb) live", ""},
+		{"rejected configuration", `{"gen": 1, "hash": "aaaa", "reloads": 1, "reload_errors": 1, "last_reload": {"ok": false, "errors": ["nfgate.toml:3:1: unknown field \"x\""]}}`,
+			1, "", "configuration rejected; policy generation 1 (aaaa) stays live\nnfgate.toml:3:1: unknown field \"x\""},
+		{"no answer", "", 1, "", "no reload outcome"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stats := filepath.Join(t.TempDir(), "stats.json")
+			if err := os.WriteFile(stats, []byte(before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			signalled := 0
+			signalProcess = func(pid int) error {
+				signalled++
+				if c.after != "" {
+					return os.WriteFile(stats, []byte(c.after), 0o644)
+				}
+				return nil
+			}
+			processName = func(int) (string, error) { return "nfgate", nil }
+			var out, errs bytes.Buffer
+			code := runReload([]string{"--pid", "42", "--stats", stats, "--timeout", "300ms"}, &out, &errs)
+			if code != c.code || signalled != 1 || !strings.Contains(out.String(), c.out) || !strings.Contains(errs.String(), c.errs) {
+				t.Errorf("code %d (want %d), signalled %d\nstdout: %s\nstderr: %s", code, c.code, signalled, out.String(), errs.String())
+			}
+		})
+	}
+}
+
+func TestReloadRefusesWithoutDaemonOrStats(t *testing.T) {
+	stubProcess(t)
+	stats := filepath.Join(t.TempDir(), "stats.json")
+	signalProcess = func(int) error { t.Error("signalled"); return nil }
+	for _, c := range []struct {
+		name string
+		proc string
+		want string
+	}{
+		{"another process", "sshd", `process 42 is "sshd", not nfgate`},
+		{"no stats file", "nfgate", "must run with --stats"},
+	} {
+		processName = func(int) (string, error) { return c.proc, nil }
+		var out, errs bytes.Buffer
+		if code := runReload([]string{"--pid", "42", "--stats", stats}, &out, &errs); code != 1 || !strings.Contains(errs.String(), c.want) {
+			t.Errorf("%s: code %d, stderr %q", c.name, code, errs.String())
+		}
+	}
+}
