@@ -96,7 +96,7 @@ func startFleet(ctx context.Context, path string, ds config.Datastore, wait time
 		case <-timeout.C:
 			w.Close()
 			if last == nil {
-				last = errors.New("no answer")
+				last = errors.New("etcd did not answer")
 			}
 			return nil, nil, fmt.Errorf("datastore: no policy to enforce after %v; refusing to start (systemd retries): %w", wait, last)
 		}
@@ -219,8 +219,16 @@ func (f *fleet) report(s *datastore.Snapshot, gen uint64, err error, errs []stri
 
 // fleetStats is the "datastore" object of the --stats file.
 type fleetStats struct {
-	datastore.Stats
-	Node             string    `json:"node"`
+	Node        string `json:"node"`
+	Connected   bool   `json:"connected"`    // the connection to etcd is up
+	Revision    int64  `json:"revision"`     // newest datastore revision seen
+	Snapshots   uint64 `json:"snapshots"`    // good resource sets delivered
+	Rejected    uint64 `json:"rejected"`     // resource sets that failed validation
+	Relists     uint64 `json:"relists"`      // full re-lists after the first
+	ListErrors  uint64 `json:"list_errors"`  // failed lists (etcd unreachable or slow)
+	CacheErrors uint64 `json:"cache_errors"` // failed cache reads or writes
+	// The policy in force: its datastore revision, whether it came from
+	// the cache, when it went live; the newest problem since then.
 	AppliedRevision  int64     `json:"applied_revision"`
 	AppliedFromCache bool      `json:"applied_from_cache"`
 	Applied          time.Time `json:"applied"`
@@ -229,7 +237,9 @@ type fleetStats struct {
 }
 
 func (f *fleet) stats() *fleetStats {
-	v := &fleetStats{Stats: f.w.Stats(), Node: f.node}
+	ws := f.w.Stats()
+	v := &fleetStats{Node: f.node, Connected: ws.Connected, Revision: ws.Revision, Snapshots: ws.Snapshots, Rejected: ws.Rejected,
+		Relists: ws.Relists, ListErrors: ws.ListErrors, CacheErrors: ws.CacheErrors}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if a := f.applied; a != nil {
