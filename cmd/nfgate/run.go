@@ -283,7 +283,8 @@ func runMain(args []string) int {
 	}
 	// apply swaps in a new policy (l nil: rejected, errs says why), the
 	// same way for SIGHUP and for a datastore change: re-check of existing
-	// flows, trace reload line, counters, stats file, systemd STATUS.
+	// flows, trace reload line, counters, systemd STATUS. The caller writes
+	// the stats file.
 	apply := func(l *engine.Loaded, nrt config.Runtime, errs, files []string, okWhat, failWhat string) error {
 		if l != nil && (nrt.QueueBase != rt.QueueBase || nrt.MarkMask != rt.MarkMask || nrt.FailureMode != rt.FailureMode) {
 			log.Warn("queueBase, markMask and failureMode changes need a restart; kept the running values")
@@ -317,7 +318,6 @@ func runMain(args []string) int {
 		} else {
 			sd.ready(liveStatus(fmt.Sprintf("%s (%s); previous ", failWhat, firstLine(lastReload.Errors))))
 		}
-		writeStats()
 		return err
 	}
 	snaps := fl.snapshots()
@@ -365,6 +365,7 @@ func runMain(args []string) int {
 				fmt.Sprintf("datastore revision %d REJECTED", s.Revision))
 			gen, _ := e.Gen()
 			fl.report(s, gen, err, errs)
+			writeStats()
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
@@ -377,6 +378,7 @@ func runMain(args []string) int {
 				}
 				l, nrt, errs, files := loadLive(*cfgPath)
 				apply(l, nrt, errs, files, "reloaded", "reload FAILED")
+				writeStats()
 			case syscall.SIGUSR1:
 				if tw != nil {
 					if err := tw.Reopen(); err != nil {
