@@ -105,6 +105,7 @@ type gateway struct {
 	lab  *netlab.Lab
 	d    *daemon
 	link *etcdLink
+	cfg  string // the local TOML without [engine]
 }
 
 // fleetStats is the part of the --stats file fleet mode adds.
@@ -225,7 +226,7 @@ func TestFleet(t *testing.T) {
 		g.link = linkEtcd(t, g.lab, etcd.Endpoint)
 	}
 	for _, g := range gws {
-		g.d = startDaemon(t, g.lab, fmt.Sprintf(`
+		g.cfg = fmt.Sprintf(`
 [gateway]
 nodeName = %q
 
@@ -233,7 +234,8 @@ nodeName = %q
 endpoints = [%q]
 cacheFile = %q
 statusTTL = "5s"
-`, g.name, g.link.URL(), filepath.Join(t.TempDir(), "cache.json")), "")
+`, g.name, g.link.URL(), filepath.Join(t.TempDir(), "cache.json"))
+		g.d = startDaemon(t, g.lab, g.cfg, "")
 	}
 	each(gws, func(i int, g *gateway) {
 		c.is(g.name+": started from etcd: client->maint:8000 allowed", g.works(8000, time.Second), true)
@@ -419,6 +421,26 @@ statusTTL = "5s"
 	c.is(g2.name+": back: the change made while cut off is enforced", ok, true)
 	t.Logf("%s: link restored -> change enforced in %v (gRPC reconnect backoff included)", g2.name, time.Since(t0).Round(time.Millisecond))
 	c.is(g2.name+": back: new flow to the old port", g2.works(last, 300*time.Millisecond), false)
+
+	// SIGHUP in fleet mode re-reads the local file with etcd's resources
+	// (the local file alone has no host endpoint: it would police nothing).
+	g1 := gws[0]
+	g1.d.write(g1.cfg + "\n[[globalNetworkPolicy]]\nname = \"Bad_Name\"\n" + engineTOML(g1.d.dir, ""))
+	s = fleetStats{stats: g1.d.Reload()}
+	c.is(g1.name+": SIGHUP with a bad local file: rejected", s.ReloadErrs > 0, true)
+	var line map[string]any // the newest reload line
+	for _, r := range g1.d.Trace() {
+		if r["type"] == "reload" {
+			line = r
+		}
+	}
+	c.is(g1.name+": its reload line names the local file", line != nil && line["ok"] == false && strings.Contains(fmt.Sprint(line["errors"]), "nfgate.toml"), true)
+	g1.d.write(g1.cfg + engineTOML(g1.d.dir, ""))
+	gen := g1.stats().Gen
+	st := g1.d.Reload()
+	c.is(g1.name+": SIGHUP with the good file: new generation", st.Gen == gen+1, true)
+	c.is(g1.name+": after SIGHUP: new flow to the allowed port", g1.works(next, time.Second), true)
+	c.is(g1.name+": after SIGHUP: new flow to the old port (etcd's policy still in force)", g1.works(last, 300*time.Millisecond), false)
 }
 
 func lastLines(s string, n int) string {
