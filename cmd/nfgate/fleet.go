@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,14 +48,14 @@ type fleet struct {
 // [datastore] table it is loadLive(path) and fl is nil. With one, it waits
 // up to wait for the first usable snapshot from etcd (or from the cache
 // when etcd is unreachable); with none in time the daemon must not start,
-// and errs says why.
-func initialPolicy(ctx context.Context, path string, wait time.Duration, log *slog.Logger) (fl *fleet, l *engine.Loaded, rt config.Runtime, errs, files []string) {
+// and errs says why. SIGTERM or SIGINT on sigs ends the wait.
+func initialPolicy(ctx context.Context, path string, wait time.Duration, sigs <-chan os.Signal, log *slog.Logger) (fl *fleet, l *engine.Loaded, rt config.Runtime, errs, files []string) {
 	ld, _ := config.Load(path)
 	if ld == nil || ld.Datastore == nil {
 		l, rt, errs, files = loadLive(path)
 		return nil, l, rt, errs, files
 	}
-	fl, s, err := startFleet(ctx, path, *ld.Datastore, wait, log)
+	fl, s, err := startFleet(ctx, path, *ld.Datastore, wait, sigs, log)
 	if err != nil {
 		return nil, nil, rt, strings.Split(err.Error(), "\n"), ld.Files
 	}
@@ -71,7 +73,7 @@ func initialPolicy(ctx context.Context, path string, wait time.Duration, log *sl
 // without a cache gives no policy to enforce: rather than run with less
 // than the fleet's policy (interfaces whose HostEndpoint lives in etcd
 // would not be policed), the daemon refuses to start and systemd retries.
-func startFleet(ctx context.Context, path string, ds config.Datastore, wait time.Duration, log *slog.Logger) (*fleet, *datastore.Snapshot, error) {
+func startFleet(ctx context.Context, path string, ds config.Datastore, wait time.Duration, sigs <-chan os.Signal, log *slog.Logger) (*fleet, *datastore.Snapshot, error) {
 	w, err := datastore.New(datastore.Options{Datastore: ds, MainPath: path, Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("datastore: %w", err)
@@ -93,6 +95,14 @@ func startFleet(ctx context.Context, path string, ds config.Datastore, wait time
 			}
 			last = s.Err
 			log.Error("datastore: no usable policy yet", "err", firstLine(errLines(s.Err)))
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+				w.Close()
+				return nil, nil, fmt.Errorf("datastore: stopped (%v) while waiting for the first snapshot", sig)
+			}
+			if sig == syscall.SIGHUP {
+				w.Reload() // a fixed local file is read now
+			}
 		case <-timeout.C:
 			w.Close()
 			if last == nil {

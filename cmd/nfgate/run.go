@@ -114,13 +114,14 @@ func runMain(args []string) int {
 	// Register signals before anything slow, so an early SIGHUP is not fatal.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	// The policy: the local files, or in fleet mode (a [datastore] table)
 	// the local files with the resources in etcd (fleet.go).
-	fl, loaded, rt, errs, files := initialPolicy(ctx, *cfgPath, *dsWait, log)
+	fl, loaded, rt, errs, files := initialPolicy(ctx, *cfgPath, *dsWait, sigs, log)
 	if loaded == nil {
 		for _, e := range errs {
 			fmt.Fprintln(os.Stderr, e)
