@@ -92,6 +92,8 @@ func runMain(args []string) int {
 	statsPath := fs.String("stats", "", "write counters as JSON to this file every second (nfgate reload reads it)")
 	cleanup := fs.Bool("cleanup", false, "remove nfgate's kernel rules and exit")
 	verbose := fs.Bool("v", false, "debug logging")
+	dsWait := fs.Duration("datastore-wait", 30*time.Second,
+		"with a [datastore]: how long to wait at start for a usable policy from etcd (or its cache) before giving up")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -112,8 +114,14 @@ func runMain(args []string) int {
 	// Register signals before anything slow, so an early SIGHUP is not fatal.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 
-	loaded, rt, errs, files := loadLive(*cfgPath)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The policy: the local files, or in fleet mode (a [datastore] table)
+	// the local files with the resources in etcd (fleet.go).
+	fl, loaded, rt, errs, files := initialPolicy(ctx, *cfgPath, *dsWait, sigs, log)
 	if loaded == nil {
 		for _, e := range errs {
 			fmt.Fprintln(os.Stderr, e)
@@ -122,11 +130,14 @@ func runMain(args []string) int {
 		sd.status("configuration rejected: " + strings.Join(errs, "; "))
 		return 1
 	}
+	if fl != nil {
+		// The status writer revokes its lease once ctx ends.
+		f := fl
+		defer func() { cancel(); f.close() }()
+	}
 	if *balance > 0 {
 		rt.Queues = *balance
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 
 	hooks, err := ipt.Detect(rt.IptablesBackend)
 	if err != nil {
@@ -194,6 +205,10 @@ func runMain(args []string) int {
 		sd.status("installing the policy failed: " + err.Error())
 		return 1
 	}
+	if fl != nil {
+		fl.start(ctx)
+		fl.report(fl.first, res.Gen, nil, nil)
+	}
 	go func() { runErr <- e.Run(ctx, queues) }()
 	queueRange := fmt.Sprintf("%d-%d", rt.QueueBase, int(rt.QueueBase)+len(queues)-1)
 	log.Info("nfgate running", "backend", hooks.Backend, "queues", queueRange,
@@ -203,8 +218,14 @@ func runMain(args []string) int {
 		if tw != nil {
 			o.Trace = tw.Stats
 		}
+		reg := metrics.NewRegistry(o)
+		if fl != nil {
+			for _, c := range fl.collectors() {
+				reg.MustRegister(c)
+			}
+		}
 		go func() {
-			if err := metrics.Serve(ctx, metricsLn, metrics.Handler(metrics.NewRegistry(o))); err != nil {
+			if err := metrics.Serve(ctx, metricsLn, metrics.Handler(reg)); err != nil {
 				log.Error("metrics server stopped", "err", err)
 			}
 		}()
@@ -246,10 +267,14 @@ func runMain(args []string) int {
 			DenyCache  denycache.Stats `json:"deny_cache"`
 			Trace      *trace.Stats    `json:"trace,omitempty"`
 			LastReload any             `json:"last_reload"`
+			Datastore  *fleetStats     `json:"datastore,omitempty"`
 		}{StatsView: e.Snapshot(), DenyCache: deny.Stats(), LastReload: &lastReload}
 		if tw != nil {
 			s := tw.Stats()
 			v.Trace = &s
+		}
+		if fl != nil {
+			v.Datastore = fl.stats()
 		}
 		b, _ := json.MarshalIndent(v, "", "  ")
 		tmp := *statsPath + ".tmp"
@@ -257,6 +282,46 @@ func runMain(args []string) int {
 			os.Rename(tmp, *statsPath)
 		}
 	}
+	// apply swaps in a new policy (l nil: rejected, errs says why), the
+	// same way for SIGHUP and for a datastore change: re-check of existing
+	// flows, trace reload line, counters, systemd STATUS. The caller writes
+	// the stats file.
+	apply := func(l *engine.Loaded, nrt config.Runtime, errs, files []string, okWhat, failWhat string) error {
+		if l != nil && (nrt.QueueBase != rt.QueueBase || nrt.MarkMask != rt.MarkMask || nrt.FailureMode != rt.FailureMode) {
+			log.Warn("queueBase, markMask and failureMode changes need a restart; kept the running values")
+		}
+		if l != nil && (nrt.MetricsAddress != rt.MetricsAddress || nrt.MetricsAllowRemote != rt.MetricsAllowRemote) {
+			log.Warn("metricsAddress and metricsAllowRemote changes need a restart; kept the running values")
+		}
+		for _, msg := range errs {
+			log.Error("config", "error", msg)
+		}
+		cutBefore := e.Stats().Cut.Load()
+		res, err := e.Reload(l, errs, files)
+		now := time.Now()
+		reloads.Record(err == nil, now, res.Rechecked)
+		statsMu.Lock()
+		lastReload.OK, lastReload.Time, lastReload.Gen, lastReload.Errors = err == nil, now, res.Gen, nil
+		if err != nil {
+			lastReload.Gen, _ = e.Gen()
+			lastReload.Errors = errs
+			if len(errs) == 0 {
+				lastReload.Errors = []string{err.Error()}
+			}
+		}
+		statsMu.Unlock()
+		if err == nil {
+			go func() {
+				time.Sleep(3 * time.Second)
+				log.Info("re-check after reload", "cut", e.Stats().Cut.Load()-cutBefore)
+			}()
+			sd.ready(liveStatus(fmt.Sprintf("%s, %d flows re-checked; ", okWhat, res.Rechecked)))
+		} else {
+			sd.ready(liveStatus(fmt.Sprintf("%s (%s); previous ", failWhat, firstLine(lastReload.Errors))))
+		}
+		return err
+	}
+	snaps := fl.snapshots()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	writeStats()
@@ -291,43 +356,29 @@ func runMain(args []string) int {
 				return 1
 			}
 			return 0
+		case s, ok := <-snaps:
+			if !ok {
+				snaps = nil // ctx ended; the stop follows
+				continue
+			}
+			l, nrt, errs, files := fl.load(s)
+			err := apply(l, nrt, errs, files, fmt.Sprintf("datastore revision %d applied", s.Revision),
+				fmt.Sprintf("datastore revision %d REJECTED", s.Revision))
+			gen, _ := e.Gen()
+			fl.report(s, gen, err, errs)
+			writeStats()
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
 				sd.reloading()
+				if fl != nil {
+					// The local files with the current etcd resources:
+					// the snapshot arrives on fl.snapshots().
+					fl.w.Reload()
+					break
+				}
 				l, nrt, errs, files := loadLive(*cfgPath)
-				if l != nil && (nrt.QueueBase != rt.QueueBase || nrt.MarkMask != rt.MarkMask || nrt.FailureMode != rt.FailureMode) {
-					log.Warn("queueBase, markMask and failureMode changes need a restart; kept the running values")
-				}
-				if l != nil && (nrt.MetricsAddress != rt.MetricsAddress || nrt.MetricsAllowRemote != rt.MetricsAllowRemote) {
-					log.Warn("metricsAddress and metricsAllowRemote changes need a restart; kept the running values")
-				}
-				for _, msg := range errs {
-					log.Error("config", "error", msg)
-				}
-				cutBefore := e.Stats().Cut.Load()
-				res, err := e.Reload(l, errs, files)
-				now := time.Now()
-				reloads.Record(err == nil, now, res.Rechecked)
-				statsMu.Lock()
-				lastReload.OK, lastReload.Time, lastReload.Gen, lastReload.Errors = err == nil, now, res.Gen, nil
-				if err != nil {
-					lastReload.Gen, _ = e.Gen()
-					lastReload.Errors = errs
-					if len(errs) == 0 {
-						lastReload.Errors = []string{err.Error()}
-					}
-				}
-				statsMu.Unlock()
-				if err == nil {
-					go func() {
-						time.Sleep(3 * time.Second)
-						log.Info("re-check after reload", "cut", e.Stats().Cut.Load()-cutBefore)
-					}()
-					sd.ready(liveStatus(fmt.Sprintf("reloaded, %d flows re-checked; ", res.Rechecked)))
-				} else {
-					sd.ready(liveStatus(fmt.Sprintf("reload FAILED (%s); previous ", firstLine(lastReload.Errors))))
-				}
+				apply(l, nrt, errs, files, "reloaded", "reload FAILED")
 				writeStats()
 			case syscall.SIGUSR1:
 				if tw != nil {
