@@ -39,6 +39,7 @@ type Contender struct {
 	Full       bool // TCP connect rate, latency, CPU/RSS
 	Throughput bool // iperf3
 	Flood      bool // allowed new flows under a denied flood
+	TOML       bool // nfgate: the policy in native TOML instead of Calico YAML
 }
 
 // queueBase is the bare reader's first queue (nfgate uses its default 100).
@@ -117,10 +118,10 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 		}
 		return r, nil
 	case Nfgate:
-		r.cfg = filepath.Join(dir, "nfgate.toml")
 		r.stats = filepath.Join(dir, "stats.json")
 		os.Remove(r.stats)
-		if err := os.WriteFile(r.cfg, []byte(NfgateTOML(policies.get(c.Rules, 1), topology(c.Queues))), 0o644); err != nil {
+		var err error
+		if r.cfg, err = WriteConfig(dir, policies.get(c.Rules, 1), topology(c.Queues), !c.TOML); err != nil {
 			return nil, err
 		}
 		r.cmd = l.Start(nsGW, r.log, nfgateBin, "run", "--config", r.cfg, "--stats", r.stats,

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,6 +33,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.FloodRate, "flood-rate", 0, "denied flood packets/s (0: as fast as the sender goes)")
 	waitLoad := fs.Float64("wait-load", 0, "before measuring, wait (up to 20 min) until the 1-minute load average is below this")
 	verbose := fs.Bool("v", false, "progress on stderr")
+	fs.StringVar(&o.PerfDir, "perf", "", "record perf profiles of nfgate and the bare reader during the CPU run into this directory")
+	fs.BoolVar(&o.DumpRules, "dump-rules", false, "with -v: print the gateway's ruleset for each contender")
+	only := fs.String("only", "", "run only contenders whose name matches this regexp (and skip the reload unless it matches \"reload\")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,6 +48,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			o.Sizes = append(o.Sizes, n)
 		}
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintf(stderr, "netbench: -only: %v\n", err)
+			return 2
+		}
+		o.Only, o.NoReload = re, !re.MatchString("reload")
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "netbench: needs root (network namespaces, iptables, NFQUEUE)")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -147,6 +149,62 @@ func NfgateTOML(rules []Rule, t Topology) string {
 			}
 			if len(dst) > 0 {
 				fmt.Fprintf(&b, "destination = { %s }\n", strings.Join(dst, ", "))
+			}
+		}
+	}
+	return b.String()
+}
+
+// WriteConfig writes an nfgate configuration for rules into dir and returns
+// the main file's path: with yaml, a main TOML file ([gateway], [engine],
+// the host endpoint) including the policies as Calico YAML manifests
+// (policies.yaml), the way a Calico user brings an exported policy; else
+// everything in one native TOML file.
+func WriteConfig(dir string, rules []Rule, t Topology, yaml bool) (string, error) {
+	main := filepath.Join(dir, "nfgate.toml")
+	text := NfgateTOML(rules, t)
+	if yaml {
+		if err := os.WriteFile(filepath.Join(dir, "policies.yaml"), []byte(CalicoYAML(rules)), 0o644); err != nil {
+			return "", err
+		}
+		text = "include = [\"policies.yaml\"]\n" + NfgateTOML(nil, t)
+	}
+	return main, os.WriteFile(main, []byte(text), 0o644)
+}
+
+// CalicoYAML renders rules as Calico v3 GlobalNetworkPolicy manifests (what
+// `calicoctl get -o yaml` holds), in the same policies and order as NfgateTOML.
+func CalicoYAML(rules []Rule) string {
+	var b strings.Builder
+	for p := 0; p*maxRulesPerPol < len(rules); p++ {
+		end := min((p+1)*maxRulesPerPol, len(rules))
+		fmt.Fprintf(&b, "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata:\n  name: bench-%03d\nspec:\n  order: %d\n  selector: role == 'servers'\n  applyOnForward: true\n  types: [Egress]\n  egress:\n", p, p+1)
+		for _, r := range rules[p*maxRulesPerPol : end] {
+			act := "Deny"
+			if r.Allow {
+				act = "Allow"
+			}
+			fmt.Fprintf(&b, "  - action: %s\n    protocol: %s\n", act, r.Proto)
+			if r.Src.IsValid() {
+				fmt.Fprintf(&b, "    source: {nets: [%s]}\n", r.Src)
+			}
+			var dst []string
+			if r.Dst.IsValid() {
+				dst = append(dst, fmt.Sprintf("nets: [%s]", r.Dst))
+			}
+			if len(r.Ports) > 0 {
+				var ps []string
+				for _, pr := range r.Ports {
+					if pr[0] == pr[1] {
+						ps = append(ps, fmt.Sprint(pr[0]))
+					} else {
+						ps = append(ps, fmt.Sprintf("'%d:%d'", pr[0], pr[1]))
+					}
+				}
+				dst = append(dst, "ports: ["+strings.Join(ps, ", ")+"]")
+			}
+			if len(dst) > 0 {
+				fmt.Fprintf(&b, "    destination: {%s}\n", strings.Join(dst, ", "))
 			}
 		}
 	}

@@ -2,8 +2,6 @@ package netbench
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,44 +18,52 @@ func TestGeneratedPolicy(t *testing.T) {
 		if len(rules) != n {
 			t.Fatalf("Policy(%d): %d rules", n, len(rules))
 		}
-		dir := t.TempDir()
-		path := filepath.Join(dir, "nfgate.toml")
 		topo := Topology{Node: "gw", ServerIf: "srv0", ServerIP: GWServerIP}
-		if err := os.WriteFile(path, []byte(NfgateTOML(rules, topo)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		ld, err := config.Load(path)
-		if err != nil {
-			t.Fatalf("%d rules: %v", n, err)
-		}
-		prog, err := policy.Compile(ld.Policy)
-		if err != nil {
-			t.Fatalf("%d rules: %v", n, err)
-		}
-		out := prog.Bind(policy.Interface{Name: "srv0", Addrs: []netip.Addr{netip.MustParseAddr(GWServerIP)}})
-		in := prog.Bind(policy.Interface{Name: "cli0", Addrs: []netip.Addr{netip.MustParseAddr(GWClientIP)}})
-		for _, c := range []struct {
-			proto uint8
-			port  uint16
-			want  policy.Verdict
-		}{
-			{classify.ProtoUDP, PortUDPEarly, policy.Accept},
-			{classify.ProtoUDP, PortUDPDeep, policy.Accept},
-			{classify.ProtoUDP, PortEchoEarly, policy.Accept},
-			{classify.ProtoUDP, PortEchoDeep, policy.Accept},
-			{classify.ProtoTCP, PortTCPEarly, policy.Accept},
-			{classify.ProtoTCP, PortTCPDeep, policy.Accept},
-			{classify.ProtoTCP, PortTCPStall, policy.Accept},
-			{classify.ProtoTCP, PortIperf, policy.Accept},
-			{classify.ProtoUDP, PortDenied, policy.Drop},
-			{classify.ProtoTCP, PortDenied, policy.Drop},
-		} {
-			pkt := classify.Packet{Family: classify.IPv4, Proto: c.proto, Src: netip.MustParseAddr(ClientIP),
-				Dst: netip.MustParseAddr(ServerIP), SrcPort: 40000, DstPort: c.port, Class: classify.OK, CT: classify.CTNew}
-			d := prog.Forward(in.ForwardIn, out.Filter, false, &pkt)
-			if d.Verdict != c.want {
-				t.Errorf("%d rules: proto %d port %d: %v, want %v", n, c.proto, c.port, d.Verdict, c.want)
+		for _, yaml := range []bool{false, true} {
+			path, err := WriteConfig(t.TempDir(), rules, topo, yaml)
+			if err != nil {
+				t.Fatal(err)
 			}
+			checkGenerated(t, n, path)
+		}
+	}
+}
+
+// checkGenerated loads and compiles one generated configuration and checks
+// the verdicts for the benchmark's traffic.
+func checkGenerated(t *testing.T, n int, path string) {
+	t.Helper()
+	ld, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("%d rules: %v", n, err)
+	}
+	prog, err := policy.Compile(ld.Policy)
+	if err != nil {
+		t.Fatalf("%d rules: %v", n, err)
+	}
+	out := prog.Bind(policy.Interface{Name: "srv0", Addrs: []netip.Addr{netip.MustParseAddr(GWServerIP)}})
+	in := prog.Bind(policy.Interface{Name: "cli0", Addrs: []netip.Addr{netip.MustParseAddr(GWClientIP)}})
+	for _, c := range []struct {
+		proto uint8
+		port  uint16
+		want  policy.Verdict
+	}{
+		{classify.ProtoUDP, PortUDPEarly, policy.Accept},
+		{classify.ProtoUDP, PortUDPDeep, policy.Accept},
+		{classify.ProtoUDP, PortEchoEarly, policy.Accept},
+		{classify.ProtoUDP, PortEchoDeep, policy.Accept},
+		{classify.ProtoTCP, PortTCPEarly, policy.Accept},
+		{classify.ProtoTCP, PortTCPDeep, policy.Accept},
+		{classify.ProtoTCP, PortTCPStall, policy.Accept},
+		{classify.ProtoTCP, PortIperf, policy.Accept},
+		{classify.ProtoUDP, PortDenied, policy.Drop},
+		{classify.ProtoTCP, PortDenied, policy.Drop},
+	} {
+		pkt := classify.Packet{Family: classify.IPv4, Proto: c.proto, Src: netip.MustParseAddr(ClientIP),
+			Dst: netip.MustParseAddr(ServerIP), SrcPort: 40000, DstPort: c.port, Class: classify.OK, CT: classify.CTNew}
+		d := prog.Forward(in.ForwardIn, out.Filter, false, &pkt)
+		if d.Verdict != c.want {
+			t.Errorf("%d rules: proto %d port %d: %v, want %v", n, c.proto, c.port, d.Verdict, c.want)
 		}
 	}
 }

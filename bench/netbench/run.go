@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,13 @@ type Options struct {
 	LatN       int           // latency samples per measurement
 	LatDur     time.Duration
 	IperfSecs  int
-	Reloads    int     // reloads per round
-	FloodRate  float64 // denied flood packets/s (0: as fast as the sender goes)
-	ReloadSize int     // policy size for the reload figure
+	Reloads    int            // reloads per round
+	FloodRate  float64        // denied flood packets/s (0: as fast as the sender goes)
+	ReloadSize int            // policy size for the reload figure
+	Only       *regexp.Regexp // run only the contenders whose name matches (nil: all)
+	NoReload   bool
+	DumpRules  bool   // log the gateway's ruleset for each contender
+	PerfDir    string // record `perf` profiles of the readers' CPU runs here
 }
 
 // Defaults fills unset fields: full mode or quick mode.
@@ -50,7 +55,7 @@ func (o *Options) Defaults() {
 		defD(&o.LatDur, time.Second)
 		def(&o.IperfSecs, 1)
 		def(&o.Reloads, 1)
-		def(&o.ReloadSize, 1000)
+		def(&o.ReloadSize, o.Sizes[len(o.Sizes)-1])
 		return
 	}
 	def(&o.Runs, 3)
@@ -63,7 +68,7 @@ func (o *Options) Defaults() {
 	defD(&o.LatDur, 3*time.Second)
 	def(&o.IperfSecs, 3)
 	def(&o.Reloads, 2)
-	def(&o.ReloadSize, 10000)
+	def(&o.ReloadSize, o.Sizes[len(o.Sizes)-1])
 }
 
 func def(p *int, v int) {
@@ -98,23 +103,24 @@ func Contenders(sizes []int) []Contender {
 
 // Metric names.
 const (
-	mUDPEarly  = "udp_early" // new flows/s, early rule
-	mUDPDeep   = "udp_deep"  // new flows/s, deep rule
-	mTCP       = "tcp_deep"  // connections/s, deep rule
-	mTCPp50    = "tcp_connect_p50_us"
-	mLatP50    = "lat_p50_us"
-	mLatP99    = "lat_p99_us"
-	mLatLost   = "lat_lost"
-	mTput      = "tput_gbps"
-	mCPU       = "cpu_ms_per_1k"
-	mRSS       = "rss_mib"
-	mFlood     = "udp_deep_flood" // allowed new flows/s under the denied flood
-	mFloodSent = "flood_sent_per_s"
-	mQDrop     = "queue_drops"
-	mReloadMS  = "reload_ms"
-	mGapMS     = "max_gap_ms"
-	mLost      = "flows_lost"
-	mStartMS   = "start_ms"
+	mUDPEarly    = "udp_early"     // new flows/s, early rule
+	mUDPDeep     = "udp_deep"      // new flows/s, deep rule
+	mUDPDeepSent = "udp_deep_sent" // packets/s the generator offered
+	mTCP         = "tcp_deep"      // connections/s, deep rule
+	mTCPp50      = "tcp_connect_p50_us"
+	mLatP50      = "lat_p50_us"
+	mLatP99      = "lat_p99_us"
+	mLatLost     = "lat_lost"
+	mTput        = "tput_gbps"
+	mCPU         = "cpu_ms_per_1k"
+	mRSS         = "rss_mib"
+	mFlood       = "udp_deep_flood" // allowed new flows/s under the denied flood
+	mFloodSent   = "flood_sent_per_s"
+	mQDrop       = "queue_drops"
+	mReloadMS    = "reload_ms"
+	mGapMS       = "max_gap_ms"
+	mLost        = "flows_lost"
+	mStartMS     = "start_ms"
 )
 
 // Results holds every measurement: Results[contender][metric][round].
@@ -147,7 +153,12 @@ func (r *Results) put(c, m string, round int, v float64) {
 // removed by t's cleanup.
 func Run(t TB, o Options) (*Results, error) {
 	o.Defaults()
-	res := &Results{Opt: o, Order: Contenders(o.Sizes), M: map[string]map[string][]float64{}, Start: time.Now()}
+	res := &Results{Opt: o, M: map[string]map[string][]float64{}, Start: time.Now()}
+	for _, c := range Contenders(o.Sizes) {
+		if o.Only == nil || o.Only.MatchString(c.Name) {
+			res.Order = append(res.Order, c)
+		}
+	}
 	res.LoadAv[0] = loadAvg()
 	lab := NewLab(t)
 	lab.tcpServer(PortTCPEarly)
@@ -178,8 +189,11 @@ func Run(t TB, o Options) (*Results, error) {
 				return res, fmt.Errorf("%s: %w", c.Name, err)
 			}
 		}
+		if o.NoReload {
+			continue
+		}
 		fmt.Fprintf(o.Log, "round %d/%d: reload of %d rules\n", round+1, o.Runs, o.ReloadSize)
-		if err := lab.measureReload(res, round, t.TempDir()); err != nil {
+		if err := lab.measureReload(res, round, t.TempDir); err != nil {
 			return res, fmt.Errorf("reload: %w", err)
 		}
 	}
@@ -196,14 +210,15 @@ func stopCmd(c *exec.Cmd) {
 }
 
 // flowRate runs the UDP generator to dport and returns delivered new flows
-// per second (server-side count over the sending window).
-func (l *Lab) flowRate(gen *udpFlows, dport uint16, o *Options) float64 {
+// per second (server-side count over the sending window) and the offered
+// rate (packets sent per second).
+func (l *Lab) flowRate(gen *udpFlows, dport uint16, o *Options) (delivered, offered float64) {
 	l.FlushConntrack()
 	rx0 := l.ServerRx()
-	_, d := gen.run(dport, o.FlowMax, o.FlowDur, 0, nil)
+	n, d := gen.run(dport, o.FlowMax, o.FlowDur, 0, nil)
 	rx1 := l.ServerRx()
 	time.Sleep(150 * time.Millisecond) // drain the queue before the next run
-	return float64(rx1-rx0) / d.Seconds()
+	return float64(rx1-rx0) / d.Seconds(), float64(n) / d.Seconds()
 }
 
 func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows) error {
@@ -217,21 +232,42 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 	if c.Kind == Nfgate {
 		res.put(c.Name, mStartMS, round, ms(time.Since(t0)))
 	}
+	if o.DumpRules {
+		out, _ := l.Exec(nsGW, "iptables-save")
+		fmt.Fprintf(o.Log, "%s ruleset:\n%s\n", c.Name, out)
+	}
 	qd0, ud0 := l.QueueStats()
 	// Warm up: the first flows fault in the reader's pages.
 	gen.run(PortUDPEarly, 2000, 100*time.Millisecond, 0, nil)
 	time.Sleep(100 * time.Millisecond)
 
-	res.put(c.Name, mUDPDeep, round, l.flowRate(gen, PortUDPDeep, o))
+	dv, of := l.flowRate(gen, PortUDPDeep, o)
+	res.put(c.Name, mUDPDeep, round, dv)
+	res.put(c.Name, mUDPDeepSent, round, of)
 	if !c.Full {
 		return nil
 	}
-	res.put(c.Name, mUDPEarly, round, l.flowRate(gen, PortUDPEarly, o))
+	dv, _ = l.flowRate(gen, PortUDPEarly, o)
+	res.put(c.Name, mUDPEarly, round, dv)
 
 	// CPU and memory per 1,000 new flows (deep rule, delivered flows).
 	l.FlushConntrack()
+	var perf *exec.Cmd
+	if o.PerfDir != "" && r.pid != 0 {
+		perf = exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "4999", "-p", fmt.Sprint(r.pid),
+			"-o", fmt.Sprintf("%s/%s-r%d.data", o.PerfDir, c.Name, round))
+		perf.Stdout, perf.Stderr = o.Log, o.Log
+		if perf.Start() != nil {
+			perf = nil
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	cpu0, rx0 := r.cpu(), l.ServerRx()
 	gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, 0, nil)
+	if perf != nil {
+		perf.Process.Signal(unix.SIGINT)
+		perf.Wait()
+	}
 	time.Sleep(150 * time.Millisecond)
 	cpu1, rx1 := r.cpu(), l.ServerRx()
 	if r.pid != 0 && rx1 > rx0 {
@@ -266,12 +302,22 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 			done <- [2]float64{float64(n), d.Seconds()}
 		}()
 		time.Sleep(100 * time.Millisecond) // the flood is on
+		st0, _ := r.nfgateStats()
+		qd0, ud0 := l.QueueStats()
 		rx0 := l.ServerRx()
-		_, d := gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, 0, nil)
+		sent, d := gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, 0, nil)
 		rx1 := l.ServerRx()
+		qd1, ud1 := l.QueueStats()
 		stop.Store(true)
 		f := <-done
 		time.Sleep(150 * time.Millisecond)
+		if c.Kind == Nfgate {
+			time.Sleep(time.Second)
+			st1, _ := r.nfgateStats()
+			fmt.Fprintf(o.Log, "flood: allowed sent %d delivered %d in %v; flood sent %.0f in %.2fs; queue drops %d, socket drops %d; nfgate queued %d accepted %d dropped %d deny-cache hits %d\n",
+				sent, rx1-rx0, d, f[0], f[1], qd1-qd0, ud1-ud0, st1.Queued["forward"]-st0.Queued["forward"],
+				st1.Accepted["forward"]-st0.Accepted["forward"], st1.Dropped["forward"]-st0.Dropped["forward"], st1.DenyHits-st0.DenyHits)
+		}
 		res.put(c.Name, mFlood, round, float64(rx1-rx0)/d.Seconds())
 		res.put(c.Name, mFloodSent, round, f[0]/f[1])
 	}
@@ -301,20 +347,36 @@ func (l *Lab) iperf(secs int) (float64, error) {
 	return v.End.SumReceived.BitsPerSecond / 1e9, nil
 }
 
-// measureReload runs nfgate with the reload-size policy, keeps an
-// established flow exchanging a message every 10 ms, and reloads to a
-// different policy of the same size (another seed) Opt.Reloads times:
-// the time from SIGHUP to the new generation in the stats file, the flow's
-// longest gap around the reload, and whether it was lost.
-func (l *Lab) measureReload(res *Results, round int, dir string) error {
+// measureReload runs nfgate with the reload-size policy (Calico YAML, then
+// native TOML), keeps an established flow exchanging a message every 10 ms,
+// and reloads to a different policy of the same size (another seed)
+// Opt.Reloads times: the time from SIGHUP to the new generation in the
+// stats file, the flow's longest gap around the reload, and whether it was
+// lost.
+func (l *Lab) measureReload(res *Results, round int, tmp func() string) error {
 	o := &res.Opt
-	c := Contender{Name: fmt.Sprintf("nfgate-%d", o.ReloadSize), Kind: Nfgate, Rules: o.ReloadSize, Queues: 1}
-	r, err := l.start(c, o.NfgateBin, dir)
-	if err != nil {
-		return err
+	for _, toml := range []bool{false, true} {
+		c := Contender{Name: fmt.Sprintf("nfgate-%d", o.ReloadSize), Kind: Nfgate, Rules: o.ReloadSize, Queues: 1, TOML: toml}
+		name := "reload-yaml"
+		if toml {
+			name = "reload-toml"
+		}
+		dir := tmp()
+		r, err := l.start(c, o.NfgateBin, dir)
+		if err != nil {
+			return err
+		}
+		err = l.reloads(res, r, name, round, dir, toml)
+		r.stop()
+		if err != nil {
+			return err
+		}
 	}
-	defer r.stop()
-	name := "reload"
+	return nil
+}
+
+func (l *Lab) reloads(res *Results, r *running, name string, round int, dir string, toml bool) error {
+	o := &res.Opt
 	for i := 0; i < o.Reloads; i++ {
 		probe, err := l.startStallProbe(PortTCPStall)
 		if err != nil {
@@ -323,7 +385,7 @@ func (l *Lab) measureReload(res *Results, round int, dir string) error {
 		time.Sleep(200 * time.Millisecond)
 		before, _ := r.nfgateStats()
 		seed := uint64(2 + (round*o.Reloads+i)%2) // alternate between two policies
-		if err := os.WriteFile(r.cfg, []byte(NfgateTOML(policies.get(o.ReloadSize, seed), topology(1))), 0o644); err != nil {
+		if _, err := WriteConfig(dir, policies.get(o.ReloadSize, seed), topology(1), !toml); err != nil {
 			return err
 		}
 		from := time.Now()
@@ -341,14 +403,14 @@ func (l *Lab) measureReload(res *Results, round int, dir string) error {
 		}
 		time.Sleep(500 * time.Millisecond)
 		gap, perr := probe.stop(from.Add(-100*time.Millisecond), time.Now())
-		idx := round*o.Reloads + i
-		res.putN(name, mReloadMS, idx, o.Runs*o.Reloads, ms(took))
-		res.putN(name, mGapMS, idx, o.Runs*o.Reloads, ms(gap))
+		idx, n := round*o.Reloads+i, o.Runs*o.Reloads
+		res.putN(name, mReloadMS, idx, n, ms(took))
+		res.putN(name, mGapMS, idx, n, ms(gap))
 		lost := 0.0
 		if perr != nil {
 			lost = 1
 		}
-		res.putN(name, mLost, idx, o.Runs*o.Reloads, lost)
+		res.putN(name, mLost, idx, n, lost)
 	}
 	return nil
 }
