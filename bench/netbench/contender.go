@@ -111,7 +111,12 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.cmd = l.Start(nsGW, r.log, "env", fmt.Sprintf("%s=bareq:%d:%d", RoleEnv, queueBase, c.Queues), exe)
+		// Run it under its own name (ps, top, perf): a symlink to this binary.
+		link := filepath.Join(dir, "nfq-bare")
+		if err := os.Symlink(exe, link); err != nil {
+			return nil, err
+		}
+		r.cmd = l.Start(nsGW, r.log, "env", fmt.Sprintf("%s=bareq:%d:%d", RoleEnv, queueBase, c.Queues), link)
 		r.pid = r.cmd.Process.Pid
 		if err := waitFor(10*time.Second, func() bool { return strings.Contains(r.log.String(), "ready") }, r.cmd); err != nil {
 			return nil, fmt.Errorf("bare reader: %v: %s", err, r.log.String())

@@ -46,6 +46,9 @@ func (o *Options) Defaults() {
 	}
 	if o.Quick {
 		def(&o.Runs, 1)
+		if o.FloodRate == 0 {
+			o.FloodRate = 20000
+		}
 		if len(o.Sizes) == 0 {
 			o.Sizes = []int{10, 1000}
 		}
@@ -59,6 +62,9 @@ func (o *Options) Defaults() {
 		return
 	}
 	def(&o.Runs, 3)
+	if o.FloodRate == 0 {
+		o.FloodRate = 20000
+	}
 	if len(o.Sizes) == 0 {
 		o.Sizes = []int{10, 1000, 10000}
 	}
@@ -103,24 +109,26 @@ func Contenders(sizes []int) []Contender {
 
 // Metric names.
 const (
-	mUDPEarly    = "udp_early"     // new flows/s, early rule
-	mUDPDeep     = "udp_deep"      // new flows/s, deep rule
-	mUDPDeepSent = "udp_deep_sent" // packets/s the generator offered
-	mTCP         = "tcp_deep"      // connections/s, deep rule
-	mTCPp50      = "tcp_connect_p50_us"
-	mLatP50      = "lat_p50_us"
-	mLatP99      = "lat_p99_us"
-	mLatLost     = "lat_lost"
-	mTput        = "tput_gbps"
-	mCPU         = "cpu_ms_per_1k"
-	mRSS         = "rss_mib"
-	mFlood       = "udp_deep_flood" // allowed new flows/s under the denied flood
-	mFloodSent   = "flood_sent_per_s"
-	mQDrop       = "queue_drops"
-	mReloadMS    = "reload_ms"
-	mGapMS       = "max_gap_ms"
-	mLost        = "flows_lost"
-	mStartMS     = "start_ms"
+	mUDPEarly     = "udp_early"     // new flows/s, early rule
+	mUDPDeep      = "udp_deep"      // new flows/s, deep rule
+	mUDPDeepSent  = "udp_deep_sent" // packets/s the generator offered
+	mTCP          = "tcp_deep"      // connections/s, deep rule
+	mTCPp50       = "tcp_connect_p50_us"
+	mLatP50       = "lat_p50_us"
+	mLatP99       = "lat_p99_us"
+	mLatLost      = "lat_lost"
+	mTput         = "tput_gbps"
+	mCPU          = "cpu_ms_per_1k"
+	mRSS          = "rss_mib"
+	mFlood        = "udp_deep_flood" // allowed new flows/s under the denied flood
+	mFloodSent    = "flood_sent_per_s"
+	mFloodMax     = "udp_deep_flood_max" // same, flood as fast as the sender goes
+	mFloodMaxSent = "flood_max_sent_per_s"
+	mQDrop        = "queue_drops"
+	mReloadMS     = "reload_ms"
+	mGapMS        = "max_gap_ms"
+	mLost         = "flows_lost"
+	mStartMS      = "start_ms"
 )
 
 // Results holds every measurement: Results[contender][metric][round].
@@ -217,7 +225,7 @@ func (l *Lab) flowRate(gen *udpFlows, dport uint16, o *Options) (delivered, offe
 	rx0 := l.ServerRx()
 	n, d := gen.run(dport, o.FlowMax, o.FlowDur, 0, nil)
 	rx1 := l.ServerRx()
-	time.Sleep(150 * time.Millisecond) // drain the queue before the next run
+	l.Settle() // drain the queue before the next run
 	return float64(rx1-rx0) / d.Seconds(), float64(n) / d.Seconds()
 }
 
@@ -239,7 +247,7 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 	qd0, ud0 := l.QueueStats()
 	// Warm up: the first flows fault in the reader's pages.
 	gen.run(PortUDPEarly, 2000, 100*time.Millisecond, 0, nil)
-	time.Sleep(100 * time.Millisecond)
+	l.Settle()
 
 	dv, of := l.flowRate(gen, PortUDPDeep, o)
 	res.put(c.Name, mUDPDeep, round, dv)
@@ -254,7 +262,7 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 	l.FlushConntrack()
 	var perf *exec.Cmd
 	if o.PerfDir != "" && r.pid != 0 {
-		perf = exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "4999", "-p", fmt.Sprint(r.pid),
+		perf = exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "4999", "-a",
 			"-o", fmt.Sprintf("%s/%s-r%d.data", o.PerfDir, c.Name, round))
 		perf.Stdout, perf.Stderr = o.Log, o.Log
 		if perf.Start() != nil {
@@ -268,7 +276,7 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 		perf.Process.Signal(unix.SIGINT)
 		perf.Wait()
 	}
-	time.Sleep(150 * time.Millisecond)
+	l.Settle()
 	cpu1, rx1 := r.cpu(), l.ServerRx()
 	if r.pid != 0 && rx1 > rx0 {
 		res.put(c.Name, mCPU, round, ms(cpu1-cpu0)/(float64(rx1-rx0)/1000))
@@ -294,38 +302,49 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 		res.put(c.Name, mTput, round, g)
 	}
 	if c.Flood {
-		l.FlushConntrack()
-		var stop atomic.Bool
-		done := make(chan [2]float64)
-		go func() {
-			n, d := flood.run(PortDenied, math.MaxInt32, o.FlowDur+200*time.Millisecond, o.FloodRate, &stop)
-			done <- [2]float64{float64(n), d.Seconds()}
-		}()
-		time.Sleep(100 * time.Millisecond) // the flood is on
-		st0, _ := r.nfgateStats()
-		qd0, ud0 := l.QueueStats()
-		rx0 := l.ServerRx()
-		sent, d := gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, 0, nil)
-		rx1 := l.ServerRx()
-		qd1, ud1 := l.QueueStats()
-		stop.Store(true)
-		f := <-done
-		time.Sleep(150 * time.Millisecond)
-		if c.Kind == Nfgate {
-			time.Sleep(time.Second)
-			st1, _ := r.nfgateStats()
-			fmt.Fprintf(o.Log, "flood: allowed sent %d delivered %d in %v; flood sent %.0f in %.2fs; queue drops %d, socket drops %d; nfgate queued %d accepted %d dropped %d deny-cache hits %d\n",
-				sent, rx1-rx0, d, f[0], f[1], qd1-qd0, ud1-ud0, st1.Queued["forward"]-st0.Queued["forward"],
-				st1.Accepted["forward"]-st0.Accepted["forward"], st1.Dropped["forward"]-st0.Dropped["forward"], st1.DenyHits-st0.DenyHits)
-		}
-		res.put(c.Name, mFlood, round, float64(rx1-rx0)/d.Seconds())
-		res.put(c.Name, mFloodSent, round, f[0]/f[1])
+		a, f := l.floodRun(r, gen, flood, o.FloodRate, o)
+		res.put(c.Name, mFlood, round, a)
+		res.put(c.Name, mFloodSent, round, f)
+		a, f = l.floodRun(r, gen, flood, 0, o)
+		res.put(c.Name, mFloodMax, round, a)
+		res.put(c.Name, mFloodMaxSent, round, f)
 	}
 	if c.Kind == Bare || c.Kind == Nfgate {
 		qd1, ud1 := l.QueueStats()
 		res.put(c.Name, mQDrop, round, float64(qd1-qd0+ud1-ud0))
 	}
 	return nil
+}
+
+// floodRun measures the allowed generator's delivered new flows/s (deep
+// rule) while the flood generator sends denied new flows at rate (0: as
+// fast as it goes). It returns that and the flood's achieved rate.
+func (l *Lab) floodRun(r *running, gen, flood *udpFlows, rate float64, o *Options) (allowed, flooded float64) {
+	l.FlushConntrack()
+	var stop atomic.Bool
+	done := make(chan [2]float64)
+	go func() {
+		n, d := flood.run(PortDenied, math.MaxInt32, o.FlowDur+time.Second, rate, &stop)
+		done <- [2]float64{float64(n), d.Seconds()}
+	}()
+	time.Sleep(100 * time.Millisecond) // the flood is on
+	st0, _ := r.nfgateStats()
+	qd0, ud0 := l.QueueStats()
+	rx0 := l.ServerRx()
+	sent, d := gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, 0, nil)
+	rx1 := l.ServerRx()
+	qd1, ud1 := l.QueueStats()
+	stop.Store(true)
+	f := <-done
+	l.Settle()
+	if r.c.Kind == Nfgate && o.Log != io.Discard {
+		time.Sleep(time.Second) // a fresh stats file
+		st1, _ := r.nfgateStats()
+		fmt.Fprintf(o.Log, "flood %.0f/s: allowed sent %d delivered %d in %v; flood sent %.0f in %.2fs; queue drops %d, socket drops %d; nfgate queued %d accepted %d dropped %d deny-cache hits %d\n",
+			rate, sent, rx1-rx0, d.Round(time.Millisecond), f[0], f[1], qd1-qd0, ud1-ud0, st1.Queued["forward"]-st0.Queued["forward"],
+			st1.Accepted["forward"]-st0.Accepted["forward"], st1.Dropped["forward"]-st0.Dropped["forward"], st1.DenyHits-st0.DenyHits)
+	}
+	return float64(rx1-rx0) / d.Seconds(), f[0] / f[1]
 }
 
 // iperf runs one iperf3 TCP test client → server and returns Gbit/s.

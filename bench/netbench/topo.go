@@ -120,6 +120,32 @@ func (l *Lab) QueueStats() (queueDropped, userDropped uint64) {
 	return
 }
 
+// QueuedNow returns how many packets wait in the gateway's NFQUEUEs.
+func (l *Lab) QueuedNow() uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/netfilter/nfnetlink_queue", l.parkedGW))
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 {
+			v, _ := strconv.ParseUint(f[2], 10, 64)
+			n += v
+		}
+	}
+	return n
+}
+
+// Settle waits (up to 5 s) until the gateway's queues are empty, so one
+// measurement's backlog never delays the next one's packets.
+func (l *Lab) Settle() {
+	end := time.Now().Add(5 * time.Second)
+	for l.QueuedNow() > 0 && time.Now().Before(end) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+}
+
 // ResetGW removes every rule from the gateway (everything here is
 // iptables-nft, so one nft flush; touching iptables-legacy would register
 // its tables' hooks in the namespace and slow every contender) and
