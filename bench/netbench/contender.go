@@ -154,12 +154,23 @@ func waitFor(d time.Duration, ok func() bool, cmd *exec.Cmd) error {
 		if ok() {
 			return nil
 		}
-		if cmd != nil && cmd.ProcessState != nil {
-			return fmt.Errorf("exited: %v", cmd.ProcessState)
+		if cmd != nil && exited(cmd.Process.Pid) {
+			return fmt.Errorf("it exited")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	return fmt.Errorf("timed out after %v", d)
+}
+
+// exited reports whether pid is gone or a zombie (nobody has waited for
+// it yet: the lab reaps its processes at cleanup).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	return !ok || strings.HasPrefix(rest, "Z")
 }
 
 // nfgateStats is the part of nfgate's --stats file the harness reads.

@@ -263,7 +263,7 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 	var perf *exec.Cmd
 	if o.PerfDir != "" && r.pid != 0 {
 		perf = exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "4999", "-a",
-			"-o", fmt.Sprintf("%s/%s-r%d.data", o.PerfDir, c.Name, round))
+			"-o", fmt.Sprintf("%s/%s-r%d-pid%d.data", o.PerfDir, c.Name, round, r.pid))
 		perf.Stdout, perf.Stderr = o.Log, o.Log
 		if perf.Start() != nil {
 			perf = nil
