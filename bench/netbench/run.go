@@ -387,6 +387,9 @@ func (l *Lab) measureReload(res *Results, round int, tmp func() string) error {
 		}
 		err = l.reloads(res, r, name, round, dir, toml)
 		r.stop()
+		if o.DumpRules {
+			fmt.Fprintf(o.Log, "nfgate log:\n%s\n", r.log.String())
+		}
 		if err != nil {
 			return err
 		}
@@ -420,6 +423,7 @@ func (l *Lab) reloads(res *Results, r *running, name string, round int, dir stri
 			probe.stop(from, time.Now())
 			return fmt.Errorf("reload not reported (%v):\n%s", err, r.log.String())
 		}
+		fmt.Fprintf(o.Log, "%s: SIGHUP to stats %v\n", name, took.Round(time.Millisecond))
 		time.Sleep(500 * time.Millisecond)
 		gap, perr := probe.stop(from.Add(-100*time.Millisecond), time.Now())
 		idx, n := round*o.Reloads+i, o.Runs*o.Reloads
