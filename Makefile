@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 10m
 BIN      := bin/nfgate
 
-.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short deps clean demo man deb
+.PHONY: all build test test-unit lint bench bench-classify bench-net fuzz fuzz-short deps clean demo man deb soak
 
 all: build
 
@@ -33,10 +33,16 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: bench-classify
+# The classifier table, then the namespace harness (needs root; see
+# docs/performance.md). NETBENCH_FLAGS e.g. "-quick" or "-runs 5".
+bench: bench-classify bench-net
 
 bench-classify:
 	$(GO) run ./bench/cmd/classbench
+
+NETBENCH_FLAGS ?= -wait-load 1.5
+bench-net: build
+	$(GO) run ./bench/cmd/netbench -nfgate $(BIN) $(NETBENCH_FLAGS)
 
 # Each fuzz target for FUZZTIME (default 10 minutes each).
 fuzz:

@@ -1,0 +1,245 @@
+package netbench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+)
+
+// median of the non-NaN values (NaN if none).
+func median(v []float64) float64 {
+	var s []float64
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			s = append(s, x)
+		}
+	}
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func maxOf(v []float64) float64 {
+	m := math.NaN()
+	for _, x := range v {
+		if !math.IsNaN(x) && (math.IsNaN(m) || x > m) {
+			m = x
+		}
+	}
+	return m
+}
+
+func (r *Results) get(c, m string) []float64 { return r.M[c][m] }
+
+// Med is the median of a metric over the rounds.
+func (r *Results) Med(c, m string) float64 { return median(r.get(c, m)) }
+
+// Ratio is the median over rounds of a[c1][m1] / b[c2][m2] within each round.
+func (r *Results) Ratio(c1, m1, c2, m2 string) float64 {
+	a, b := r.get(c1, m1), r.get(c2, m2)
+	var q []float64
+	for i := range min(len(a), len(b)) {
+		if !math.IsNaN(a[i]) && !math.IsNaN(b[i]) && b[i] != 0 {
+			q = append(q, a[i]/b[i])
+		}
+	}
+	return median(q)
+}
+
+// Diff is the median over rounds of a[c1][m] - b[c2][m] within each round.
+func (r *Results) Diff(c1, c2, m string) float64 {
+	a, b := r.get(c1, m), r.get(c2, m)
+	var q []float64
+	for i := range min(len(a), len(b)) {
+		if !math.IsNaN(a[i]) && !math.IsNaN(b[i]) {
+			q = append(q, a[i]-b[i])
+		}
+	}
+	return median(q)
+}
+
+func f0(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func f1(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func f2(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func kfmt(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	if v >= 10000 {
+		return fmt.Sprintf("%.1fk", v/1000)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func xfmt(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+// Markdown writes the tables.
+func (r *Results) Markdown(w io.Writer) {
+	o := r.Opt
+	sizes := o.Sizes
+	big := sizes[len(sizes)-1]
+	fmt.Fprintf(w, "Medians of %d run(s) per figure; contenders interleaved within each run; ratios are medians of per-run ratios.\n\n", o.Runs)
+
+	fmt.Fprintf(w, "#### New flows, latency, throughput, cost (figures 1–4)\n\n")
+	fmt.Fprintln(w, "| contender | UDP new flows/s, early rule | UDP new flows/s, deep rule | TCP conn/s, deep | TCP connect p50 µs | UDP 1st-packet RTT p50 µs | p99 µs | added p50 / p99 vs kernel µs | iperf3 Gbit/s | CPU ms per 1k flows | RSS MiB |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, c := range r.Order {
+		if !c.Full {
+			continue
+		}
+		n := c.Name
+		added := "–"
+		if n != "kernel" {
+			added = f1(r.Diff(n, "kernel", mLatP50)) + " / " + f1(r.Diff(n, "kernel", mLatP99))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
+			kfmt(r.Med(n, mUDPEarly)), kfmt(r.Med(n, mUDPDeep)), kfmt(r.Med(n, mTCP)), f0(r.Med(n, mTCPp50)),
+			f0(r.Med(n, mLatP50)), f0(r.Med(n, mLatP99)), added,
+			f2(r.Med(n, mTput)), f2(r.Med(n, mCPU)), f1(r.Med(n, mRSS)))
+	}
+
+	fmt.Fprintf(w, "\n#### Ratios within each run (new flows: deep rule)\n\n")
+	fmt.Fprintln(w, "| nfgate policy | UDP new flows vs nfqueue-bare | vs iptables (same rules) | vs kernel | TCP conn/s vs nfqueue-bare | vs iptables | iperf3 vs kernel |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	for _, n := range sizes {
+		g, ipt := fmt.Sprintf("nfgate-%d", n), fmt.Sprintf("iptables-%d", n)
+		fmt.Fprintf(w, "| %d rules | %s | %s | %s | %s | %s | %s |\n", n,
+			xfmt(r.Ratio(g, mUDPDeep, "nfqueue-bare", mUDPDeep)), xfmt(r.Ratio(g, mUDPDeep, ipt, mUDPDeep)),
+			xfmt(r.Ratio(g, mUDPDeep, "kernel", mUDPDeep)),
+			xfmt(r.Ratio(g, mTCP, "nfqueue-bare", mTCP)), xfmt(r.Ratio(g, mTCP, ipt, mTCP)),
+			xfmt(r.Ratio(g, mTput, "kernel", mTput)))
+	}
+	fmt.Fprintf(w, "| iptables-%d vs kernel | – | – | %s | – | – | %s |\n", big,
+		xfmt(r.Ratio(fmt.Sprintf("iptables-%d", big), mUDPDeep, "kernel", mUDPDeep)),
+		xfmt(r.Ratio(fmt.Sprintf("iptables-%d", big), mTput, "kernel", mTput)))
+	fmt.Fprintf(w, "| nfqueue-bare vs kernel | – | – | %s | – | – | %s |\n",
+		xfmt(r.Ratio("nfqueue-bare", mUDPDeep, "kernel", mUDPDeep)), xfmt(r.Ratio("nfqueue-bare", mTput, "kernel", mTput)))
+
+	fmt.Fprintf(w, "\n#### Reload of %d rules with an established flow (figure 4)\n\n", o.ReloadSize)
+	fmt.Fprintln(w, "| policy format | reloads | SIGHUP → new generation, median ms | max ms | flow's longest gap (10 ms probe), median ms | max ms | flows lost |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	lost := 0.0
+	for _, f := range []string{"yaml", "toml"} {
+		n := "reload-" + f
+		rl := r.get(n, mReloadMS)
+		l := 0.0
+		for _, v := range r.get(n, mLost) {
+			if !math.IsNaN(v) {
+				l += v
+			}
+		}
+		lost += l
+		label := map[string]string{"yaml": "Calico YAML (included)", "toml": "nfgate TOML"}[f]
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %.0f |\n", label, len(rl), f0(median(rl)), f0(maxOf(rl)),
+			f0(r.Med(n, mGapMS)), f0(maxOf(r.get(n, mGapMS))), l)
+	}
+
+	fmt.Fprintf(w, "\n#### Allowed new flows under a denied new-flow flood (figure 5)\n\n")
+	fmt.Fprintf(w, "The allowed generator sends as fast as it can to the deep rule while a second sender floods a denied port with a new source port per packet: paced at %.0f/s, then as fast as it goes. Both senders share the client namespace and the 2 vCPUs.\n\n", o.FloodRate)
+	fmt.Fprintf(w, "| contender | unloaded | under %.0f/s flood | ratio | under max flood | ratio | max flood sent/s |\n", o.FloodRate)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	for _, c := range r.Order {
+		if !c.Flood {
+			continue
+		}
+		n := c.Name
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", n, kfmt(r.Med(n, mUDPDeep)),
+			kfmt(r.Med(n, mFlood)), xfmt(r.Ratio(n, mFlood, n, mUDPDeep)),
+			kfmt(r.Med(n, mFloodMax)), xfmt(r.Ratio(n, mFloodMax, n, mUDPDeep)), kfmt(r.Med(n, mFloodMaxSent)))
+	}
+
+	fmt.Fprintf(w, "\n#### Queues: 1 vs 2 (figure 6, UDP new flows/s, deep rule)\n\n")
+	fmt.Fprintln(w, "| reader | 1 queue | 2 queues | ratio |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for _, p := range [][2]string{{"nfqueue-bare", "nfqueue-bare-2q"}, {fmt.Sprintf("nfgate-%d", big), fmt.Sprintf("nfgate-%d-2q", big)}} {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", p[0], kfmt(r.Med(p[0], mUDPDeep)), kfmt(r.Med(p[1], mUDPDeep)),
+			xfmt(r.Ratio(p[1], mUDPDeep, p[0], mUDPDeep)))
+	}
+
+	fmt.Fprintf(w, "\n#### Targets\n\n")
+	fmt.Fprintln(w, "| target | measured | met |")
+	fmt.Fprintln(w, "|---|---:|:---:|")
+	g := fmt.Sprintf("nfgate-%d", big)
+	ipt := fmt.Sprintf("iptables-%d", big)
+	target := func(name string, v float64, ok bool, unit string) {
+		m := "no"
+		if ok {
+			m = "yes"
+		}
+		if math.IsNaN(v) {
+			m = "–"
+		}
+		fmt.Fprintf(w, "| %s | %s%s | %s |\n", name, f2(v), unit, m)
+	}
+	v := r.Ratio(g, mUDPDeep, "nfqueue-bare", mUDPDeep)
+	target(fmt.Sprintf("new flows/s, %d rules ≥ 0.9× nfqueue-bare", big), v, v >= 0.9, "×")
+	v = r.Ratio(g, mUDPDeep, ipt, mUDPDeep)
+	target(fmt.Sprintf("new flows/s, %d rules ≥ 3× iptables", big), v, v >= 3, "×")
+	v = r.Ratio(g, mTput, "kernel", mTput)
+	target("established throughput ≥ 0.95× kernel", v, v >= 0.95, "×")
+	v = r.Diff(g, "kernel", mLatP50)
+	target("added first-packet latency p50 ≤ 40 µs", v, v <= 40, " µs")
+	v = r.Diff(g, "kernel", mLatP99)
+	target("added first-packet latency p99 ≤ 150 µs", v, v <= 150, " µs")
+	v = maxOf(r.get("reload-yaml", mReloadMS))
+	target(fmt.Sprintf("reload of %d rules ≤ 300 ms (max; Calico YAML)", o.ReloadSize), v, v <= 300, " ms")
+	v = maxOf(r.get("reload-toml", mReloadMS))
+	target(fmt.Sprintf("reload of %d rules ≤ 300 ms (max; nfgate TOML)", o.ReloadSize), v, v <= 300, " ms")
+	target("no established flow lost during reloads", lost, lost == 0, " lost")
+	v = r.Ratio(g, mFlood, g, mUDPDeep)
+	target(fmt.Sprintf("allowed new flows under a %.0f/s denied flood ≥ 0.7× unloaded", o.FloodRate), v, v >= 0.7, "×")
+	v = r.Ratio(g, mFloodMax, g, mUDPDeep)
+	target("allowed new flows under a max-rate denied flood ≥ 0.7× unloaded", v, v >= 0.7, "×")
+	v = r.Ratio(g+"-2q", mUDPDeep, g, mUDPDeep)
+	target("2 queues ≥ 1.7× 1 queue", v, v >= 1.7, "×")
+
+	fmt.Fprintf(w, "\n#### Offered load (UDP generator, deep rule: packets/s sent vs delivered)\n\n")
+	fmt.Fprintln(w, "| contender | sent/s | delivered/s | NFQUEUE drops per setup |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for _, c := range r.Order {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Name, kfmt(r.Med(c.Name, mUDPDeepSent)), kfmt(r.Med(c.Name, mUDPDeep)), f0(r.Med(c.Name, mQDrop)))
+	}
+	var notes []string
+	for _, c := range r.Order {
+		if l := r.Med(c.Name, mLatLost); l > 0 {
+			notes = append(notes, fmt.Sprintf("%s lost %s latency probes", c.Name, f0(l)))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nNotes: %s.\n", strings.Join(notes, "; "))
+	}
+	if s := r.Med(g, mStartMS); !math.IsNaN(s) {
+		fmt.Fprintf(w, "\nnfgate start with %d rules (exec to first generation live): %s ms.\n", big, f0(s))
+	}
+	fmt.Fprintf(w, "\nLoad average (1, 5, 15 min) before: %s; after: %s. Duration %s.\n", r.LoadAv[0], r.LoadAv[1], r.End.Sub(r.Start).Round(1e9))
+}
