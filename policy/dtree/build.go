@@ -5,6 +5,64 @@ import (
 	"slices"
 )
 
+// bnode is a node of the binary tree the builder grows before packing it
+// into super-nodes. An inner node sends keys below thr in field f to kid,
+// others to kid+1; a leaf (f == fLeaf) holds ids.
+type bnode struct {
+	thr U128
+	f   uint8
+	kid uint32
+	min int32 // lowest rank below
+	ids []int32
+}
+
+// packer turns the builder's binary tree into super-nodes and leaf entries.
+type packer struct {
+	b        *builder
+	rs       []Rule
+	t        *Tree
+	leafCode map[uint32]uint32 // binary leaf -> kid code, so a leaf is stored once
+}
+
+// pack returns the kid code of binary node bi.
+func (p *packer) pack(bi uint32) uint32 {
+	n := &p.b.nodes[bi]
+	if n.f == fLeaf {
+		if c, ok := p.leafCode[bi]; ok {
+			return c
+		}
+		c := leafBit | uint32(len(p.t.leaf))
+		for _, id := range n.ids {
+			r := &p.rs[id]
+			p.t.leaf = append(p.t.leaf, entry{rank: id, dport: r.DPort, sport: r.SPort, proto: r.Proto,
+				dst: r.Dst, src: r.Src, itype: r.ICMPType, icode: r.ICMPCode})
+		}
+		p.t.leaf = append(p.t.leaf, entry{rank: noRank})
+		p.leafCode[bi] = c
+		return c
+	}
+	si := len(p.t.nodes)
+	p.t.nodes = append(p.t.nodes, snode{min: n.min})
+	var at [15]uint32 // binary node at each heap position, then outcomes
+	at[0] = bi
+	var sn snode
+	for q := range 7 {
+		m := &p.b.nodes[at[q]]
+		if m.f == fLeaf {
+			at[2*q+1], at[2*q+2] = at[q], at[q] // thr 0: always right
+			continue
+		}
+		sn.f[q], sn.thr[q] = m.f, m.thr
+		at[2*q+1], at[2*q+2] = m.kid, m.kid+1
+	}
+	for j := range 8 {
+		sn.kid[j] = p.pack(at[7+j])
+	}
+	sn.min = n.min
+	p.t.nodes[si] = sn
+	return uint32(si)
+}
+
 // region is a box in rank space: per field, an inclusive range of
 // elementary-interval indices.
 type region [numFields][2]uint32
@@ -16,8 +74,7 @@ type builder struct {
 	bounds [numFields][]U128      // bounds[f][j] is where interval j starts
 	rng    [][numFields][2]uint32 // per rule, per field: interval range
 	full   region
-	nodes  []node
-	leaf   []int32
+	nodes  []bnode
 	los    []uint32 // scratch
 	his    []uint32
 }
@@ -117,8 +174,11 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 		}
 	}
 	if bestF < 0 {
-		b.nodes[ni] = node{meta: uint32(len(b.leaf))<<3 | fLeaf, n: uint32(len(ids))}
-		b.leaf = append(b.leaf, ids...)
+		mn := int32(noRank)
+		if len(ids) > 0 {
+			mn = ids[0]
+		}
+		b.nodes[ni] = bnode{f: fLeaf, ids: ids, min: mn}
 		return
 	}
 	f, p := bestF, bestP
@@ -133,8 +193,8 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 		}
 	}
 	c := uint32(len(b.nodes))
-	b.nodes = append(b.nodes, node{}, node{})
-	b.nodes[ni] = node{thr: b.bounds[f][p+1], meta: c<<3 | uint32(f)}
+	b.nodes = append(b.nodes, bnode{}, bnode{})
+	b.nodes[ni] = bnode{thr: b.bounds[f][p+1], f: uint8(f), kid: c, min: ids[0]}
 	lr, rr := reg, reg
 	lr[f][1] = p
 	rr[f][0] = p + 1

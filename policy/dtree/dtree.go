@@ -24,6 +24,7 @@ package dtree
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"sort"
@@ -73,6 +74,7 @@ const (
 
 // Tuning.
 const (
+	maxParts = 5  // partitions, see group
 	leafSize = 6  // a node with at most this many rules becomes a leaf
 	maxDepth = 48 // guard against pathological sets
 	// Each partition's leaves hold at most replication times its rules.
@@ -82,37 +84,51 @@ const (
 	smallPort   = 8  // a port range of at most 2^8 ports is "small"
 )
 
-// node is one tree node, 24 bytes. An inner node sends a key whose value in
-// field meta&7 is below thr to child meta>>3, otherwise to child (meta>>3)+1.
-// A leaf (meta&7 == fLeaf) holds n rule indices starting at leaf[meta>>3].
-type node struct {
-	thr  U128
-	meta uint32
-	n    uint32
+// snode is a super-node: a complete binary subtree of depth 3 packed into
+// one struct. A lookup evaluates its seven comparisons at once (they depend
+// only on the key) and then follows the path through them in registers, so
+// three tree levels cost about one dependent memory load instead of three.
+// Position p (heap order: children of p are 2p+1, 2p+2) sends a key whose
+// field f[p] is below thr[p] left, otherwise right; the eight outcomes are
+// kid[0..7]. A position below a leaf compares against 0 (always right) and
+// carries the leaf down.
+type snode struct {
+	thr [7]U128
+	f   [7]uint8
+	min int32     // lowest rule rank below; a lookup with a better match stops
+	kid [8]uint32 // snode index, or leafBit | index of the leaf's first entry
 }
 
-// crule is the form of a Rule checked in leaves.
-type crule struct {
-	src, dst [2]U128
-	dport    [2]uint32
-	sport    [2]uint32
-	proto    [2]uint32
-	itype    [2]uint32
-	icode    [2]uint32
+const leafBit = 1 << 31
+
+// entry is a rule as stored, by value, in a leaf: leaves are scanned
+// sequentially and rules are rarely copied, so this costs little memory and
+// saves a cache miss per rule checked. Fields checked first come first. Each
+// leaf ends with a sentinel entry whose rank is noRank.
+type entry struct {
+	rank  int32 // index in priority order
+	dport [2]uint32
+	sport [2]uint32
+	proto [2]uint32
+	dst   [2]U128
+	src   [2]U128
+	itype [2]uint32
+	icode [2]uint32
 }
 
-// part is one partition: a tree root and the lowest rule index it holds.
+const noRank = math.MaxInt32
+
+// part is one partition: a tree root and the lowest rule rank it holds.
 type part struct {
-	root  uint32
+	root  uint32 // a kid code
 	first int32
 }
 
 // Tree is a compiled classifier.
 type Tree struct {
-	rules []crule // sorted by priority; a rule's index is its rank
-	prios []int32 // prios[i] is the priority of rules[i]
-	nodes []node  // all partitions' trees
-	leaf  []int32 // leaf rule lists, each sorted ascending
+	prios []int32 // priorities in ascending order; a rule's rank is its index
+	nodes []snode // all partitions' trees
+	leaf  []entry // leaf rule lists, each sorted by rank and terminated
 	parts []part  // sorted by first
 }
 
@@ -127,48 +143,44 @@ func Build(rules []Rule) *Tree {
 	}
 	slices.SortStableFunc(rs, func(a, b Rule) int { return cmp.Compare(a.Priority, b.Priority) })
 
-	t := &Tree{
-		rules: make([]crule, len(rs)),
-		prios: make([]int32, len(rs)),
-	}
+	t := &Tree{prios: make([]int32, len(rs))}
 	for i := range rs {
-		r := &rs[i]
-		t.rules[i] = crule{
-			src: r.Src, dst: r.Dst,
-			dport: r.DPort, sport: r.SPort, proto: r.Proto,
-			itype: r.ICMPType, icode: r.ICMPCode,
-		}
-		t.prios[i] = r.Priority
+		t.prios[i] = rs[i].Priority
 	}
 	if len(rs) == 0 {
 		return t
 	}
 
 	b := newBuilder(rs)
-	var groups [5][]int32
+	var groups [maxParts][]int32
 	for i := range rs {
 		g := group(&rs[i])
 		groups[g] = append(groups[g], int32(i))
 	}
+	var roots []uint32
 	for _, ids := range groups {
 		if len(ids) == 0 {
 			continue
 		}
 		root := uint32(len(b.nodes))
-		b.nodes = append(b.nodes, node{})
+		b.nodes = append(b.nodes, bnode{})
 		b.build(root, ids, b.full, 0, replication*len(ids))
-		t.parts = append(t.parts, part{root: root, first: ids[0]})
+		roots = append(roots, root)
+	}
+	p := packer{b: b, rs: rs, t: t, leafCode: map[uint32]uint32{}}
+	for _, r := range roots {
+		t.parts = append(t.parts, part{root: p.pack(r), first: b.nodes[r].min})
 	}
 	slices.SortFunc(t.parts, func(a, c part) int { return cmp.Compare(a.first, c.first) })
-	t.nodes = slices.Clip(b.nodes)
-	t.leaf = slices.Clip(b.leaf)
+	t.nodes = slices.Clip(t.nodes)
+	t.leaf = slices.Clip(t.leaf)
 	return t
 }
 
 // Lookup returns the priority of the first (lowest-priority) rule matching k
 // whose Priority >= from, or -1 when none matches.
 func (t *Tree) Lookup(k *Key, from int32) int32 {
-	if t == nil || len(t.rules) == 0 {
+	if t == nil || len(t.prios) == 0 {
 		return -1
 	}
 	start := int32(0)
@@ -184,53 +196,63 @@ func (t *Tree) Lookup(k *Key, from int32) int32 {
 	kv[fICMPType].Lo = uint64(k.ICMPType)
 	kv[fICMPCode].Lo = uint64(k.ICMPCode)
 
-	best := int32(len(t.rules))
+	best := int32(noRank)
 	nodes := t.nodes
 	for _, p := range t.parts {
 		if p.first >= best {
 			break
 		}
-		i := p.root
-		for {
-			nd := &nodes[i]
-			f := nd.meta & 7
-			if f == fLeaf {
-				best = t.scan(t.leaf[nd.meta>>3:][:nd.n], k, start, best)
+		c := p.root
+		for c&leafBit == 0 {
+			n := &nodes[c]
+			if n.min >= best {
 				break
 			}
-			v := &kv[f]
-			c := nd.meta >> 3
-			if v.Hi < nd.thr.Hi || (v.Hi == nd.thr.Hi && v.Lo < nd.thr.Lo) {
-				i = c
-			} else {
-				i = c + 1
-			}
+			// Bit p of m is set when the key goes left at position p.
+			m := lt(&kv, n, 0) | lt(&kv, n, 1)<<1 | lt(&kv, n, 2)<<2 | lt(&kv, n, 3)<<3 |
+				lt(&kv, n, 4)<<4 | lt(&kv, n, 5)<<5 | lt(&kv, n, 6)<<6
+			q := 2 - m&1               // position at depth 1
+			q = 2*q + 2 - (m>>q)&1     // depth 2
+			q = 2*q + 2 - (m>>q)&1 - 7 // outcome
+			c = n.kid[q&7]
+		}
+		if c&leafBit != 0 {
+			best = scan(t.leaf[c&^leafBit:], k, start, best)
 		}
 	}
-	if best == int32(len(t.rules)) {
+	if best == noRank {
 		return -1
 	}
 	return t.prios[best]
 }
 
-// scan returns the first rule index in ids within [start, best) whose rule
-// matches k, or best.
-func (t *Tree) scan(ids []int32, k *Key, start, best int32) int32 {
-	for _, id := range ids {
-		if id < start {
-			continue
-		}
-		if id >= best {
+// lt is 1 when the key's value in position p's field is below its
+// threshold: the borrow out of a branch-free 128-bit subtraction.
+func lt(kv *[8]U128, n *snode, p int) uint32 {
+	v := &kv[n.f[p]&7]
+	_, br := bits.Sub64(v.Lo, n.thr[p].Lo, 0)
+	_, br = bits.Sub64(v.Hi, n.thr[p].Hi, br)
+	return uint32(br)
+}
+
+// scan returns the rank of the first rule in the leaf starting at es[0] with a
+// rank in [start, best) that matches k, or best.
+func scan(es []entry, k *Key, start, best int32) int32 {
+	for i := range es {
+		e := &es[i]
+		if e.rank >= best {
 			return best
 		}
-		r := &t.rules[id]
-		if k.DPort >= r.dport[0] && k.DPort <= r.dport[1] &&
-			in(k.Dst, &r.dst) && in(k.Src, &r.src) &&
-			k.SPort >= r.sport[0] && k.SPort <= r.sport[1] &&
-			k.Proto >= r.proto[0] && k.Proto <= r.proto[1] &&
-			k.ICMPType >= r.itype[0] && k.ICMPType <= r.itype[1] &&
-			k.ICMPCode >= r.icode[0] && k.ICMPCode <= r.icode[1] {
-			return id
+		if e.rank < start {
+			continue
+		}
+		if k.DPort >= e.dport[0] && k.DPort <= e.dport[1] &&
+			k.SPort >= e.sport[0] && k.SPort <= e.sport[1] &&
+			k.Proto >= e.proto[0] && k.Proto <= e.proto[1] &&
+			in(k.Dst, &e.dst) && in(k.Src, &e.src) &&
+			k.ICMPType >= e.itype[0] && k.ICMPType <= e.itype[1] &&
+			k.ICMPCode >= e.icode[0] && k.ICMPCode <= e.icode[1] {
+			return e.rank
 		}
 	}
 	return best
