@@ -16,12 +16,46 @@ type bnode struct {
 	ids []int32
 }
 
+// compile builds the partition trees of rules rs (sorted by priority, with
+// global ranks ranks) whose addresses lie within [0, addrMax].
+func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
+	b := newBuilder(rs, addrMax)
+	var groups [maxParts][]int32
+	for i := range rs {
+		g := group(&rs[i])
+		groups[g] = append(groups[g], int32(i))
+	}
+	t := &wtree{}
+	p := packer{b: b, rs: rs, ranks: ranks, t: t, leafCode: map[uint32]uint32{}}
+	for _, ids := range groups {
+		if len(ids) == 0 {
+			continue
+		}
+		root := uint32(len(b.nodes))
+		b.nodes = append(b.nodes, bnode{})
+		b.build(root, ids, b.full, 0, replication*len(ids))
+		t.parts = append(t.parts, part{root: p.pack(root), first: ranks[ids[0]]})
+	}
+	slices.SortFunc(t.parts, func(a, c part) int { return cmp.Compare(a.first, c.first) })
+	t.nodes = slices.Clip(t.nodes)
+	t.leaf = slices.Clip(t.leaf)
+	return t
+}
+
 // packer turns the builder's binary tree into super-nodes and leaf entries.
 type packer struct {
 	b        *builder
 	rs       []Rule
-	t        *Tree
+	ranks    []int32
+	t        *wtree
 	leafCode map[uint32]uint32 // binary leaf -> kid code, so a leaf is stored once
+}
+
+func (p *packer) rank(id int32) int32 {
+	if id == noRank {
+		return noRank
+	}
+	return p.ranks[id]
 }
 
 // pack returns the kid code of binary node bi.
@@ -34,7 +68,7 @@ func (p *packer) pack(bi uint32) uint32 {
 		c := leafBit | uint32(len(p.t.leaf))
 		for _, id := range n.ids {
 			r := &p.rs[id]
-			p.t.leaf = append(p.t.leaf, entry{rank: id, dport: r.DPort, sport: r.SPort, proto: r.Proto,
+			p.t.leaf = append(p.t.leaf, entry{rank: p.ranks[id], dport: r.DPort, sport: r.SPort, proto: r.Proto,
 				dst: r.Dst, src: r.Src, itype: r.ICMPType, icode: r.ICMPCode})
 		}
 		p.t.leaf = append(p.t.leaf, entry{rank: noRank})
@@ -42,7 +76,7 @@ func (p *packer) pack(bi uint32) uint32 {
 		return c
 	}
 	si := len(p.t.nodes)
-	p.t.nodes = append(p.t.nodes, snode{min: n.min})
+	p.t.nodes = append(p.t.nodes, snode{})
 	var at [15]uint32 // binary node at each heap position, then outcomes
 	at[0] = bi
 	var sn snode
@@ -58,7 +92,7 @@ func (p *packer) pack(bi uint32) uint32 {
 	for j := range 8 {
 		sn.kid[j] = p.pack(at[7+j])
 	}
-	sn.min = n.min
+	sn.min = p.rank(n.min)
 	p.t.nodes[si] = sn
 	return uint32(si)
 }
@@ -71,12 +105,13 @@ type region [numFields][2]uint32
 // elementary intervals at every rule endpoint, so splitting and counting work
 // on small integers, and only the chosen thresholds go back to values.
 type builder struct {
-	bounds [numFields][]U128      // bounds[f][j] is where interval j starts
-	rng    [][numFields][2]uint32 // per rule, per field: interval range
-	full   region
-	nodes  []bnode
-	los    []uint32 // scratch
-	his    []uint32
+	bounds  [numFields][]U128      // bounds[f][j] is where interval j starts
+	rng     [][numFields][2]uint32 // per rule, per field: interval range
+	full    region
+	addrMax U128 // largest address: the narrow tree's rules are clipped to 32 bits
+	nodes   []bnode
+	los     []uint32 // scratch
+	his     []uint32
 }
 
 func fieldRange(r *Rule, f int) (lo, hi U128) {
@@ -98,9 +133,9 @@ func fieldRange(r *Rule, f int) (lo, hi U128) {
 	}
 }
 
-func fieldMax(f int) U128 {
+func (b *builder) fieldMax(f int) U128 {
 	if f == fSrc || f == fDst {
-		return U128{^uint64(0), ^uint64(0)}
+		return b.addrMax
 	}
 	return U128{0, 0xffffffff}
 }
@@ -120,11 +155,11 @@ func cmp128(a, b U128) int {
 	return cmp.Compare(a.Lo, b.Lo)
 }
 
-func newBuilder(rs []Rule) *builder {
-	b := &builder{rng: make([][numFields][2]uint32, len(rs))}
+func newBuilder(rs []Rule, addrMax U128) *builder {
+	b := &builder{rng: make([][numFields][2]uint32, len(rs)), addrMax: addrMax}
 	vals := make([]U128, 0, 2*len(rs)+1)
 	for f := range numFields {
-		mx := fieldMax(f)
+		mx := b.fieldMax(f)
 		vals = append(vals[:0], U128{})
 		for i := range rs {
 			lo, hi := fieldRange(&rs[i], f)

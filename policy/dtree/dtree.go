@@ -84,39 +84,11 @@ const (
 	smallPort   = 8  // a port range of at most 2^8 ports is "small"
 )
 
-// snode is a super-node: a complete binary subtree of depth 3 packed into
-// one struct. A lookup evaluates its seven comparisons at once (they depend
-// only on the key) and then follows the path through them in registers, so
-// three tree levels cost about one dependent memory load instead of three.
-// Position p (heap order: children of p are 2p+1, 2p+2) sends a key whose
-// field f[p] is below thr[p] left, otherwise right; the eight outcomes are
-// kid[0..7]. A position below a leaf compares against 0 (always right) and
-// carries the leaf down.
-type snode struct {
-	thr [7]U128
-	f   [7]uint8
-	min int32     // lowest rule rank below; a lookup with a better match stops
-	kid [8]uint32 // snode index, or leafBit | index of the leaf's first entry
-}
-
-const leafBit = 1 << 31
-
-// entry is a rule as stored, by value, in a leaf: leaves are scanned
-// sequentially and rules are rarely copied, so this costs little memory and
-// saves a cache miss per rule checked. Fields checked first come first. Each
-// leaf ends with a sentinel entry whose rank is noRank.
-type entry struct {
-	rank  int32 // index in priority order
-	dport [2]uint32
-	sport [2]uint32
-	proto [2]uint32
-	dst   [2]U128
-	src   [2]U128
-	itype [2]uint32
-	icode [2]uint32
-}
-
-const noRank = math.MaxInt32
+const (
+	leafBit = 1 << 31           // a kid code with this bit is a leaf
+	noRank  = math.MaxInt32     // no match yet; also the rank of leaf sentinels
+	max32   = uint64(1)<<32 - 1 // the largest address of the narrow tree
+)
 
 // part is one partition: a tree root and the lowest rule rank it holds.
 type part struct {
@@ -124,12 +96,14 @@ type part struct {
 	first int32
 }
 
-// Tree is a compiled classifier.
+// Tree is a compiled classifier. Keys whose two addresses fit in 32 bits
+// (IPv4) are looked up in a narrow tree holding every rule clipped to that
+// space, in 32-bit form; all other keys in a wide tree holding the rules that
+// reach beyond it. Both answers are exact for their keys.
 type Tree struct {
-	prios []int32 // priorities in ascending order; a rule's rank is its index
-	nodes []snode // all partitions' trees
-	leaf  []entry // leaf rule lists, each sorted by rank and terminated
-	parts []part  // sorted by first
+	prios  []int32 // priorities in ascending order; a rule's rank is its index
+	narrow ntree
+	wide   wtree
 }
 
 // Build compiles rules (any order) into a Tree. Rules with an empty range
@@ -144,36 +118,31 @@ func Build(rules []Rule) *Tree {
 	slices.SortStableFunc(rs, func(a, b Rule) int { return cmp.Compare(a.Priority, b.Priority) })
 
 	t := &Tree{prios: make([]int32, len(rs))}
+	var nrs, wrs []Rule
+	var nranks, wranks []int32
 	for i := range rs {
-		t.prios[i] = rs[i].Priority
-	}
-	if len(rs) == 0 {
-		return t
-	}
-
-	b := newBuilder(rs)
-	var groups [maxParts][]int32
-	for i := range rs {
-		g := group(&rs[i])
-		groups[g] = append(groups[g], int32(i))
-	}
-	var roots []uint32
-	for _, ids := range groups {
-		if len(ids) == 0 {
-			continue
+		r := rs[i]
+		t.prios[i] = r.Priority
+		if r.Src[1].Hi != 0 || r.Src[1].Lo > max32 || r.Dst[1].Hi != 0 || r.Dst[1].Lo > max32 {
+			wrs, wranks = append(wrs, r), append(wranks, int32(i))
 		}
-		root := uint32(len(b.nodes))
-		b.nodes = append(b.nodes, bnode{})
-		b.build(root, ids, b.full, 0, replication*len(ids))
-		roots = append(roots, root)
+		if r.Src[0].Hi == 0 && r.Src[0].Lo <= max32 && r.Dst[0].Hi == 0 && r.Dst[0].Lo <= max32 {
+			clip := func(a *[2]U128) {
+				if a[1].Hi != 0 || a[1].Lo > max32 {
+					a[1] = U128{0, max32}
+				}
+			}
+			clip(&r.Src)
+			clip(&r.Dst)
+			nrs, nranks = append(nrs, r), append(nranks, int32(i))
+		}
 	}
-	p := packer{b: b, rs: rs, t: t, leafCode: map[uint32]uint32{}}
-	for _, r := range roots {
-		t.parts = append(t.parts, part{root: p.pack(r), first: b.nodes[r].min})
+	if len(nrs) > 0 {
+		t.narrow = compile(nrs, nranks, U128{0, max32}).narrow()
 	}
-	slices.SortFunc(t.parts, func(a, c part) int { return cmp.Compare(a.first, c.first) })
-	t.nodes = slices.Clip(t.nodes)
-	t.leaf = slices.Clip(t.leaf)
+	if len(wrs) > 0 {
+		t.wide = *compile(wrs, wranks, U128{^uint64(0), ^uint64(0)})
+	}
 	return t
 }
 
@@ -187,75 +156,16 @@ func (t *Tree) Lookup(k *Key, from int32) int32 {
 	if from > t.prios[0] {
 		start = int32(sort.Search(len(t.prios), func(i int) bool { return t.prios[i] >= from }))
 	}
-	var kv [8]U128
-	kv[fSrc] = k.Src
-	kv[fDst] = k.Dst
-	kv[fProto].Lo = uint64(k.Proto)
-	kv[fSPort].Lo = uint64(k.SPort)
-	kv[fDPort].Lo = uint64(k.DPort)
-	kv[fICMPType].Lo = uint64(k.ICMPType)
-	kv[fICMPCode].Lo = uint64(k.ICMPCode)
-
-	best := int32(noRank)
-	nodes := t.nodes
-	for _, p := range t.parts {
-		if p.first >= best {
-			break
-		}
-		c := p.root
-		for c&leafBit == 0 {
-			n := &nodes[c]
-			if n.min >= best {
-				break
-			}
-			// Bit p of m is set when the key goes left at position p.
-			m := lt(&kv, n, 0) | lt(&kv, n, 1)<<1 | lt(&kv, n, 2)<<2 | lt(&kv, n, 3)<<3 |
-				lt(&kv, n, 4)<<4 | lt(&kv, n, 5)<<5 | lt(&kv, n, 6)<<6
-			q := 2 - m&1               // position at depth 1
-			q = 2*q + 2 - (m>>q)&1     // depth 2
-			q = 2*q + 2 - (m>>q)&1 - 7 // outcome
-			c = n.kid[q&7]
-		}
-		if c&leafBit != 0 {
-			best = scan(t.leaf[c&^leafBit:], k, start, best)
-		}
+	var r int32
+	if k.Src.Hi|k.Dst.Hi == 0 && (k.Src.Lo|k.Dst.Lo) <= max32 {
+		r = t.narrow.lookup(k, start)
+	} else {
+		r = t.wide.lookup(k, start)
 	}
-	if best == noRank {
+	if r == noRank {
 		return -1
 	}
-	return t.prios[best]
-}
-
-// lt is 1 when the key's value in position p's field is below its
-// threshold: the borrow out of a branch-free 128-bit subtraction.
-func lt(kv *[8]U128, n *snode, p int) uint32 {
-	v := &kv[n.f[p]&7]
-	_, br := bits.Sub64(v.Lo, n.thr[p].Lo, 0)
-	_, br = bits.Sub64(v.Hi, n.thr[p].Hi, br)
-	return uint32(br)
-}
-
-// scan returns the rank of the first rule in the leaf starting at es[0] with a
-// rank in [start, best) that matches k, or best.
-func scan(es []entry, k *Key, start, best int32) int32 {
-	for i := range es {
-		e := &es[i]
-		if e.rank >= best {
-			return best
-		}
-		if e.rank < start {
-			continue
-		}
-		if k.DPort >= e.dport[0] && k.DPort <= e.dport[1] &&
-			k.SPort >= e.sport[0] && k.SPort <= e.sport[1] &&
-			k.Proto >= e.proto[0] && k.Proto <= e.proto[1] &&
-			in(k.Dst, &e.dst) && in(k.Src, &e.src) &&
-			k.ICMPType >= e.itype[0] && k.ICMPType <= e.itype[1] &&
-			k.ICMPCode >= e.icode[0] && k.ICMPCode <= e.icode[1] {
-			return e.rank
-		}
-	}
-	return best
+	return t.prios[r]
 }
 
 func in(v U128, r *[2]U128) bool {

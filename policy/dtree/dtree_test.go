@@ -313,7 +313,7 @@ func TestWildcardHeavyBounded(t *testing.T) {
 		rules = append(rules, x)
 	}
 	tr := Build(rules)
-	if e := len(tr.leaf); e > 20*len(rules) {
+	if e := tr.entries(); e > 20*len(rules) {
 		t.Fatalf("%d leaf entries for %d rules", e, len(rules))
 	}
 	g := newGen(1)

@@ -5,11 +5,15 @@ import (
 	"unsafe"
 )
 
+// entries is the number of leaf entries, sentinels included.
+func (t *Tree) entries() int { return len(t.narrow.leaf) + len(t.wide.leaf) }
+
 // Stats describes the shape of a tree, for tuning.
 func (t *Tree) Stats() string {
-	s := fmt.Sprintf("rules %d snodes %d leafEntries %d (%.2f/rule) bytes~%d\n", len(t.prios), len(t.nodes), len(t.leaf),
-		float64(len(t.leaf))/float64(max(1, len(t.prios))), len(t.prios)*4+len(t.nodes)*int(unsafe.Sizeof(snode{}))+len(t.leaf)*int(unsafe.Sizeof(entry{})))
-	for _, p := range t.parts {
+	s := fmt.Sprintf("rules %d; narrow: %d snodes, %d entries, %d bytes; wide: %d snodes, %d entries, %d bytes\n", len(t.prios),
+		len(t.narrow.nodes), len(t.narrow.leaf), len(t.narrow.nodes)*int(unsafe.Sizeof(snode32{}))+len(t.narrow.leaf)*int(unsafe.Sizeof(entry32{})),
+		len(t.wide.nodes), len(t.wide.leaf), len(t.wide.nodes)*int(unsafe.Sizeof(snode{}))+len(t.wide.leaf)*int(unsafe.Sizeof(entry{})))
+	for _, p := range t.narrow.parts {
 		var leaves, maxLeaf, maxD, sumD int
 		seen := map[uint32]bool{}
 		var walk func(c uint32, d int)
@@ -20,7 +24,7 @@ func (t *Tree) Stats() string {
 				}
 				seen[c] = true
 				n := 0
-				for t.leaf[c&^leafBit+uint32(n)].rank != noRank {
+				for t.narrow.leaf[c&^leafBit+uint32(n)].rank != noRank {
 					n++
 				}
 				leaves++
@@ -29,12 +33,12 @@ func (t *Tree) Stats() string {
 				sumD += d
 				return
 			}
-			for _, k := range t.nodes[c].kid {
+			for _, k := range t.narrow.nodes[c].kid {
 				walk(k, d+1)
 			}
 		}
 		walk(p.root, 0)
-		s += fmt.Sprintf("  part first %d: leaves %d maxLeaf %d snode depth max %d avg %.1f\n", p.first, leaves, maxLeaf, maxD, float64(sumD)/float64(max(leaves, 1)))
+		s += fmt.Sprintf("  narrow part first %d: leaves %d maxLeaf %d snode depth max %d avg %.1f\n", p.first, leaves, maxLeaf, maxD, float64(sumD)/float64(max(leaves, 1)))
 	}
 	return s
 }
