@@ -74,9 +74,10 @@ const (
 
 // Tuning.
 const (
-	maxParts = 5  // partitions, see group
-	leafSize = 6  // a node with at most this many rules becomes a leaf
-	maxDepth = 48 // guard against pathological sets
+	maxParts    = 5   // partitions, see group
+	splitSample = 256 // rules sampled when searching a node's cut
+	leafSize    = 6   // a node with at most this many rules becomes a leaf
+	maxDepth    = 48  // guard against pathological sets
 	// Each partition's leaves hold at most replication times its rules.
 	replication = 8
 	smallIPv4   = 16 // an IPv4 address range of at most 2^16 addresses is "small"

@@ -54,30 +54,79 @@ func (w *wtree) narrow() ntree {
 // lookup is wtree.lookup for a key whose addresses fit in 32 bits.
 func (t *ntree) lookup(k *Key, start int32) int32 {
 	kv := [8]uint32{uint32(k.Src.Lo), uint32(k.Dst.Lo), k.Proto, k.SPort, k.DPort, k.ICMPType, k.ICMPCode}
-	best := int32(noRank)
-	nodes := t.nodes
-	for _, p := range t.parts {
-		if p.first >= best {
-			break
-		}
-		c := p.root
-		for c&leafBit == 0 {
-			n := &nodes[c]
-			if n.min >= best {
-				break
-			}
-			m := lt32(&kv, n, 0) | lt32(&kv, n, 1)<<1 | lt32(&kv, n, 2)<<2 | lt32(&kv, n, 3)<<3 |
-				lt32(&kv, n, 4)<<4 | lt32(&kv, n, 5)<<5 | lt32(&kv, n, 6)<<6
-			q := 2 - m&1
-			q = 2*q + 2 - (m>>q)&1
-			q = 2*q + 2 - (m>>q)&1 - 7
-			c = n.kid[q&7]
-		}
-		if c&leafBit != 0 {
-			best = scan32(t.leaf[c&^leafBit:], k, start, best)
+	nodes, leaf, parts := t.nodes, t.leaf, t.parts
+	if len(parts) == 0 {
+		return noRank
+	}
+	// The first partition holds the highest-priority rules: its answer
+	// often settles the lookup, and it prunes the others.
+	c := t.descend(parts[0].root, &kv, noRank)
+	best := scan32(leaf[c&^leafBit:], k, start, noRank)
+
+	// Descend the rest in lockstep, one super-node level at a time, so that
+	// their cache misses overlap; a partition stops where nothing below can
+	// beat best. Then touch the leaves' first entries, for the same reason,
+	// before scanning them.
+	var cur [maxParts]uint32
+	np := 0
+	for _, p := range parts[1:] {
+		if p.first < best {
+			cur[np] = p.root
+			np++
 		}
 	}
+	for more := np > 0; more; {
+		more = false
+		for j := range np {
+			c := cur[j]
+			if c&leafBit != 0 {
+				continue
+			}
+			n := &nodes[c]
+			if n.min >= best {
+				cur[j] = leafBit // the empty leaf
+				continue
+			}
+			cur[j] = n.kid[n.path(&kv)]
+			more = true
+		}
+	}
+	var touch int32
+	for j := range np {
+		touch |= leaf[cur[j]&^leafBit].rank
+	}
+	if touch < 0 { // never (ranks are not negative); keeps the loads
+		return noRank
+	}
+	for j := range np {
+		best = scan32(leaf[cur[j]&^leafBit:], k, start, best)
+	}
 	return best
+}
+
+// descend walks from kid code c to a leaf, stopping (at the empty leaf)
+// where nothing below can beat best.
+func (t *ntree) descend(c uint32, kv *[8]uint32, best int32) uint32 {
+	for c&leafBit == 0 {
+		n := &t.nodes[c]
+		if n.min >= best {
+			return leafBit
+		}
+		c = n.kid[n.path(kv)]
+	}
+	return c
+}
+
+// path evaluates a super-node's seven comparisons and returns which of its
+// eight outcomes the key takes.
+func (n *snode32) path(kv *[8]uint32) uint32 {
+	// Bit p of m is set when the key goes left at position p.
+	m := lt32(kv, n, 0) | lt32(kv, n, 1)<<1 | lt32(kv, n, 2)<<2 | lt32(kv, n, 3)<<3 |
+		lt32(kv, n, 4)<<4 | lt32(kv, n, 5)<<5 | lt32(kv, n, 6)<<6
+	q := 2 - m&1               // position at depth 1
+	q = 2*q + 2 - (m>>q)&1     // depth 2
+	q = 2*q + 2 - (m>>q)&1 - 7 // outcome
+	return q & 7
 }
 
 func lt32(kv *[8]uint32, n *snode32, p int) uint32 {

@@ -26,3 +26,12 @@ func (cpuClock) now() time.Duration {
 }
 
 const clockName = "thread CPU time"
+
+// processCPU is the CPU time (user and system) of the whole process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

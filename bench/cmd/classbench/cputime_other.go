@@ -16,3 +16,6 @@ var epoch = time.Now()
 func (cpuClock) now() time.Duration { return time.Since(epoch) }
 
 const clockName = "wall clock"
+
+// processCPU is unknown here.
+func processCPU() time.Duration { return 0 }
