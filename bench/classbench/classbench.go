@@ -71,7 +71,10 @@ func parseRule(text string) (Rule, error) {
 		return r, fmt.Errorf("rule does not start with '@': %q", text)
 	}
 	// "lo:hi", "lo : hi" and "lo :hi" all appear in the wild.
-	f := strings.Fields(strings.ReplaceAll(text[1:], ":", " : "))
+	f := strings.Fields(text[1:])
+	if len(f) > 2 {
+		f = append(f[:2], strings.Fields(strings.ReplaceAll(strings.Join(f[2:], " "), ":", " : "))...)
+	}
 	if len(f) != 9 && len(f) != 10 {
 		return r, fmt.Errorf("want 9 or 10 fields (src dst sport : sport dport : dport proto [flags]), got %d", len(f))
 	}
