@@ -63,7 +63,10 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 		bestH := -1
 		for h, m := range merged {
 			a, c := trees[g].st, trees[h].st
-			if 4*m.st.entries <= 5*(a.entries+c.entries) && m.st.maxLeaf <= max(2*leafSize, a.maxLeaf, c.maxLeaf) &&
+			if debugMerge {
+				println("merge", g, len(trees[g].ids), a.entries, a.maxLeaf, "into", h, len(trees[h].ids), c.entries, c.maxLeaf, "->", m.st.entries, m.st.maxLeaf)
+			}
+			if 4*m.st.entries <= 5*(a.entries+c.entries) && m.st.maxLeaf <= max(2*sp.leafSize, a.maxLeaf, c.maxLeaf) &&
 				(bestH < 0 || m.st.entries < merged[bestH].st.entries) {
 				bestH = h
 			}
@@ -85,6 +88,8 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 	t.leaf = slices.Clip(t.leaf)
 	return t
 }
+
+var debugMerge = false
 
 // mergeSorted returns the union of two ascending, disjoint lists.
 func mergeSorted(a, b []int32) []int32 {
@@ -183,10 +188,11 @@ type region [numFields][2]uint32
 // on small integers, and only the chosen thresholds go back to values. It is
 // read-only once made, shared by builders running in parallel.
 type space struct {
-	bounds  [numFields][]U128      // bounds[f][j] is where interval j starts
-	rng     [][numFields][2]uint32 // per rule, per field: interval range
-	full    region
-	addrMax U128 // largest address: the narrow tree's rules are clipped to 32 bits
+	bounds   [numFields][]U128      // bounds[f][j] is where interval j starts
+	rng      [][numFields][2]uint32 // per rule, per field: interval range
+	full     region
+	addrMax  U128 // largest address: the narrow tree's rules are clipped to 32 bits
+	leafSize int
 }
 
 // builder grows one binary tree.
@@ -238,7 +244,10 @@ func cmp128(a, b U128) int {
 }
 
 func newSpace(rs []Rule, addrMax U128) *space {
-	b := &space{rng: make([][numFields][2]uint32, len(rs)), addrMax: addrMax}
+	b := &space{rng: make([][numFields][2]uint32, len(rs)), addrMax: addrMax, leafSize: leafSmall}
+	if len(rs) > bigSet {
+		b.leafSize = leafBig
+	}
 	vals := make([]U128, 0, 2*len(rs)+1)
 	for f := range numFields {
 		mx := b.fieldMax(f)
@@ -275,7 +284,7 @@ func newSpace(rs []Rule, addrMax U128) *space {
 // replication*n entries however much its rules overlap.
 func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 	bestF, bestP, bestMax, bestSum := -1, uint32(0), len(ids), 2*len(ids)
-	if len(ids) > leafSize && depth < maxDepth {
+	if len(ids) > b.leafSize && depth < maxDepth {
 		for f := range numFields {
 			if reg[f][0] == reg[f][1] {
 				continue

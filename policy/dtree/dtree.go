@@ -76,8 +76,14 @@ const (
 const (
 	maxParts    = 5   // partitions, see group
 	splitSample = 256 // rules sampled when searching a node's cut
-	leafSize    = 6   // a node with at most this many rules becomes a leaf
-	maxDepth    = 48  // guard against pathological sets
+	// A node with at most this many rules becomes a leaf. Small sets stay
+	// in cache, where a tree level costs less than checking rules; in big
+	// ones every level deep down is a cache miss while a leaf's rules are
+	// contiguous, so their leaves are longer.
+	leafSmall = 3
+	leafBig   = 6
+	bigSet    = 20000 // rules
+	maxDepth  = 48    // guard against pathological sets
 	// Each partition's leaves hold at most replication times its rules.
 	replication = 8
 	smallIPv4   = 16 // an IPv4 address range of at most 2^16 addresses is "small"

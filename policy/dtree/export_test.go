@@ -42,3 +42,37 @@ func (t *Tree) Stats() string {
 	}
 	return s
 }
+
+// Counts mirrors ntree.lookup and counts its work, for tuning.
+func (t *Tree) Counts(k *Key) (parts, snodes, entries int) {
+	nt := &t.narrow
+	kv := [8]uint32{uint32(k.Src.Lo), uint32(k.Dst.Lo), k.Proto, k.SPort, k.DPort, k.ICMPType, k.ICMPCode}
+	best := int32(noRank)
+	for _, p := range nt.parts {
+		if p.first >= best {
+			continue
+		}
+		parts++
+		c := p.root
+		for c&leafBit == 0 {
+			n := &nt.nodes[c]
+			if nt.mins[c] >= best {
+				c = leafBit
+				break
+			}
+			snodes++
+			c = n.kid[n.path(&kv)]
+		}
+		for _, e := range nt.leaf[c&^leafBit:] {
+			if e.rank >= best {
+				break
+			}
+			entries++
+			if r := scan32([]entry32{e, {rank: noRank}}, k, 0, best); r != best {
+				best = r
+				break
+			}
+		}
+	}
+	return
+}

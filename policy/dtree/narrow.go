@@ -6,47 +6,53 @@ package dtree
 // maximum), so nodes and leaf entries are about half the size.
 type ntree struct {
 	nodes []snode32
+	mins  []int32 // mins[i] is the lowest rule rank below nodes[i]
 	leaf  []entry32
 	parts []part
 }
 
-// snode32 is snode with 32-bit thresholds: 72 bytes.
+// snode32 is snode with 32-bit thresholds, in one 64-byte cache line: the
+// field of position p is bits 3p..3p+2 of f, and min lives in ntree.mins.
 type snode32 struct {
 	thr [7]uint32
-	f   [8]uint8
-	min int32
+	f   uint32
 	kid [8]uint32
 }
 
-// entry32 is entry with 32-bit addresses: 60 bytes.
+// entry32 is entry with 32-bit addresses, each range stored as its low end
+// and width so that a key is checked without branches: 60 bytes.
 type entry32 struct {
-	rank  int32
-	dport [2]uint32
-	sport [2]uint32
-	proto [2]uint32
-	dst   [2]uint32
-	src   [2]uint32
-	itype [2]uint32
-	icode [2]uint32
+	rank int32
+	lo   [numFields]uint32 // fields in order fDst, fSrc, fDPort, fSPort, fProto, fICMPType, fICMPCode
+	w    [numFields]uint32 // hi - lo
 }
+
+func span(r [2]uint32) (lo, w uint32) { return r[0], r[1] - r[0] }
 
 // narrow converts a tree compiled with 32-bit addresses.
 func (w *wtree) narrow() ntree {
-	t := ntree{nodes: make([]snode32, len(w.nodes)), leaf: make([]entry32, len(w.leaf)), parts: w.parts}
+	t := ntree{nodes: make([]snode32, len(w.nodes)), mins: make([]int32, len(w.nodes)),
+		leaf: make([]entry32, len(w.leaf)), parts: w.parts}
 	for i := range w.nodes {
 		s, d := &w.nodes[i], &t.nodes[i]
 		for p := range 7 {
 			d.thr[p] = uint32(s.thr[p].Lo)
-			d.f[p] = s.f[p]
+			d.f |= uint32(s.f[p]&7) << (3 * p)
 		}
-		d.min, d.kid = s.min, s.kid
+		d.kid = s.kid
+		t.mins[i] = s.min
 	}
 	for i := range w.leaf {
 		s := &w.leaf[i]
-		t.leaf[i] = entry32{rank: s.rank, dport: s.dport, sport: s.sport, proto: s.proto,
-			dst:   [2]uint32{uint32(s.dst[0].Lo), uint32(s.dst[1].Lo)},
-			src:   [2]uint32{uint32(s.src[0].Lo), uint32(s.src[1].Lo)},
-			itype: s.itype, icode: s.icode}
+		e := &t.leaf[i]
+		e.rank = s.rank
+		e.lo[0], e.w[0] = span([2]uint32{uint32(s.dst[0].Lo), uint32(s.dst[1].Lo)})
+		e.lo[1], e.w[1] = span([2]uint32{uint32(s.src[0].Lo), uint32(s.src[1].Lo)})
+		e.lo[2], e.w[2] = span(s.dport)
+		e.lo[3], e.w[3] = span(s.sport)
+		e.lo[4], e.w[4] = span(s.proto)
+		e.lo[5], e.w[5] = span(s.itype)
+		e.lo[6], e.w[6] = span(s.icode)
 	}
 	return t
 }
@@ -54,52 +60,17 @@ func (w *wtree) narrow() ntree {
 // lookup is wtree.lookup for a key whose addresses fit in 32 bits.
 func (t *ntree) lookup(k *Key, start int32) int32 {
 	kv := [8]uint32{uint32(k.Src.Lo), uint32(k.Dst.Lo), k.Proto, k.SPort, k.DPort, k.ICMPType, k.ICMPCode}
-	nodes, leaf, parts := t.nodes, t.leaf, t.parts
+	leaf, parts := t.leaf, t.parts
 	if len(parts) == 0 {
 		return noRank
 	}
-	// The first partition holds the highest-priority rules: its answer
-	// often settles the lookup, and it prunes the others.
-	c := t.descend(parts[0].root, &kv, noRank)
-	best := scan32(leaf[c&^leafBit:], k, start, noRank)
-
-	// Descend the rest in lockstep, one super-node level at a time, so that
-	// their cache misses overlap; a partition stops where nothing below can
-	// beat best. Then touch the leaves' first entries, for the same reason,
-	// before scanning them.
-	var cur [maxParts]uint32
-	np := 0
-	for _, p := range parts[1:] {
-		if p.first < best {
-			cur[np] = p.root
-			np++
+	best := int32(noRank)
+	for _, p := range parts {
+		if p.first >= best {
+			break
 		}
-	}
-	for more := np > 0; more; {
-		more = false
-		for j := range np {
-			c := cur[j]
-			if c&leafBit != 0 {
-				continue
-			}
-			n := &nodes[c]
-			if n.min >= best {
-				cur[j] = leafBit // the empty leaf
-				continue
-			}
-			cur[j] = n.kid[n.path(&kv)]
-			more = true
-		}
-	}
-	var touch int32
-	for j := range np {
-		touch |= leaf[cur[j]&^leafBit].rank
-	}
-	if touch < 0 { // never (ranks are not negative); keeps the loads
-		return noRank
-	}
-	for j := range np {
-		best = scan32(leaf[cur[j]&^leafBit:], k, start, best)
+		c := t.descend(p.root, &kv, best)
+		best = scan32(leaf[c&^leafBit:], k, start, best)
 	}
 	return best
 }
@@ -108,11 +79,23 @@ func (t *ntree) lookup(k *Key, start int32) int32 {
 // where nothing below can beat best.
 func (t *ntree) descend(c uint32, kv *[8]uint32, best int32) uint32 {
 	for c&leafBit == 0 {
-		n := &t.nodes[c]
-		if n.min >= best {
+		if t.mins[c] >= best {
 			return leafBit
 		}
-		c = n.kid[n.path(kv)]
+		// path, by hand: the inliner will not.
+		n := &t.nodes[c]
+		f := n.f
+		m := uint32((uint64(kv[f&7])-uint64(n.thr[0]))>>63) |
+			uint32((uint64(kv[f>>3&7])-uint64(n.thr[1]))>>63)<<1 |
+			uint32((uint64(kv[f>>6&7])-uint64(n.thr[2]))>>63)<<2 |
+			uint32((uint64(kv[f>>9&7])-uint64(n.thr[3]))>>63)<<3 |
+			uint32((uint64(kv[f>>12&7])-uint64(n.thr[4]))>>63)<<4 |
+			uint32((uint64(kv[f>>15&7])-uint64(n.thr[5]))>>63)<<5 |
+			uint32((uint64(kv[f>>18&7])-uint64(n.thr[6]))>>63)<<6
+		q := 2 - m&1
+		q = 2*q + 2 - (m>>(q&31))&1
+		q = 2*q + 2 - (m>>(q&31))&1 - 7
+		c = n.kid[q&7]
 	}
 	return c
 }
@@ -130,25 +113,26 @@ func (n *snode32) path(kv *[8]uint32) uint32 {
 }
 
 func lt32(kv *[8]uint32, n *snode32, p int) uint32 {
-	return uint32((uint64(kv[n.f[p]&7]) - uint64(n.thr[p])) >> 63)
+	return uint32((uint64(kv[n.f>>(3*p)&7]) - uint64(n.thr[p])) >> 63)
 }
 
 func scan32(es []entry32, k *Key, start, best int32) int32 {
-	src, dst := uint32(k.Src.Lo), uint32(k.Dst.Lo)
+	kv := [numFields]uint32{uint32(k.Dst.Lo), uint32(k.Src.Lo), k.DPort, k.SPort, k.Proto, k.ICMPType, k.ICMPCode}
 	for i := range es {
 		e := &es[i]
 		if e.rank >= best {
 			return best
 		}
-		if e.rank < start {
-			continue
-		}
-		if k.DPort >= e.dport[0] && k.DPort <= e.dport[1] &&
-			k.SPort >= e.sport[0] && k.SPort <= e.sport[1] &&
-			k.Proto >= e.proto[0] && k.Proto <= e.proto[1] &&
-			dst >= e.dst[0] && dst <= e.dst[1] && src >= e.src[0] && src <= e.src[1] &&
-			k.ICMPType >= e.itype[0] && k.ICMPType <= e.itype[1] &&
-			k.ICMPCode >= e.icode[0] && k.ICMPCode <= e.icode[1] {
+		// v is in [lo, lo+w] iff v-lo (wrapping) <= w: the 64-bit
+		// difference w - (v-lo) is then not negative. OR the signs.
+		out := (uint64(e.w[0]) - uint64(kv[0]-e.lo[0])) |
+			(uint64(e.w[1]) - uint64(kv[1]-e.lo[1])) |
+			(uint64(e.w[2]) - uint64(kv[2]-e.lo[2])) |
+			(uint64(e.w[3]) - uint64(kv[3]-e.lo[3])) |
+			(uint64(e.w[4]) - uint64(kv[4]-e.lo[4])) |
+			(uint64(e.w[5]) - uint64(kv[5]-e.lo[5])) |
+			(uint64(e.w[6]) - uint64(kv[6]-e.lo[6]))
+		if out>>63 == 0 && e.rank >= start {
 			return e.rank
 		}
 	}
