@@ -61,31 +61,46 @@ func Keys(trace []Packet) []dtree.Key {
 	return ks
 }
 
-// Linear is the baseline classifier: a plain scan of rules sorted by
-// priority, stopping at the first match.
-type Linear []dtree.Rule
+// Linear is the baseline classifier: a plain scan, in priority order, of
+// compact IPv4 rules, stopping at the first match.
+type Linear []linRule
 
-// Lookup has dtree.Tree.Lookup's contract. l must be sorted by Priority.
-func (l Linear) Lookup(k *dtree.Key, from int32) int32 {
+type linRule struct {
+	src, dst     [2]uint32
+	sport, dport [2]uint16
+	proto        uint8
+	protoAny     bool
+}
+
+// NewLinear compiles rules for Linear.Lookup.
+func NewLinear(rules []Rule) Linear {
+	l := make(Linear, len(rules))
+	for i := range rules {
+		r := &rules[i]
+		s, d := prefixRange(r.Src), prefixRange(r.Dst)
+		l[i] = linRule{
+			src: [2]uint32{uint32(s[0].Lo), uint32(s[1].Lo)}, dst: [2]uint32{uint32(d[0].Lo), uint32(d[1].Lo)},
+			sport: r.SPort, dport: r.DPort, proto: r.Proto, protoAny: r.ProtoAny,
+		}
+	}
+	return l
+}
+
+// Lookup returns the index of the first rule matching k, which is its
+// priority under ToDTree, or -1.
+func (l Linear) Lookup(k *dtree.Key) int32 {
+	if k.Src.Hi|k.Dst.Hi != 0 || k.Src.Lo|k.Dst.Lo > 0xffffffff || k.SPort|k.DPort > 0xffff || k.Proto > 0xff {
+		return -1
+	}
+	src, dst := uint32(k.Src.Lo), uint32(k.Dst.Lo)
+	sp, dp, proto := uint16(k.SPort), uint16(k.DPort), uint8(k.Proto)
 	for i := range l {
 		r := &l[i]
-		if r.Priority < from {
-			continue
-		}
-		if in128(k.Src, r.Src) && in128(k.Dst, r.Dst) &&
-			k.Proto >= r.Proto[0] && k.Proto <= r.Proto[1] &&
-			k.SPort >= r.SPort[0] && k.SPort <= r.SPort[1] &&
-			k.DPort >= r.DPort[0] && k.DPort <= r.DPort[1] &&
-			k.ICMPType >= r.ICMPType[0] && k.ICMPType <= r.ICMPType[1] &&
-			k.ICMPCode >= r.ICMPCode[0] && k.ICMPCode <= r.ICMPCode[1] {
-			return r.Priority
+		if src >= r.src[0] && src <= r.src[1] && dst >= r.dst[0] && dst <= r.dst[1] &&
+			dp >= r.dport[0] && dp <= r.dport[1] && sp >= r.sport[0] && sp <= r.sport[1] &&
+			(r.protoAny || r.proto == proto) {
+			return int32(i)
 		}
 	}
 	return -1
 }
-
-func in128(v dtree.U128, r [2]dtree.U128) bool {
-	return !less(v, r[0]) && !less(r[1], v)
-}
-
-func less(a, b dtree.U128) bool { return a.Hi < b.Hi || (a.Hi == b.Hi && a.Lo < b.Lo) }
