@@ -95,11 +95,20 @@ func TestTreeAgreesWithTraces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tree := dtree.Build(ToDTree(set.Rules))
+		drules := ToDTree(set.Rules)
+		tree := dtree.Build(drules)
 		for i := range set.Trace {
 			k := Key(&set.Trace[i])
-			if got := int(tree.Lookup(&k, 0)) + 1; got != set.Trace[i].Expected {
-				t.Fatalf("%s (%s) packet %d: tree %d, trace expects %d", name, set.Source, i+1, got, set.Trace[i].Expected)
+			got := tree.Lookup(&k, 0)
+			if int(got)+1 != set.Trace[i].Expected {
+				t.Fatalf("%s (%s) packet %d: tree %d, trace expects %d", name, set.Source, i+1, got+1, set.Trace[i].Expected)
+			}
+			// Continuing after the first match (Calico's Pass) finds the
+			// next one.
+			if i%4 == 0 && got >= 0 {
+				if next, want := tree.Lookup(&k, got+1), firstDTreeFrom(drules, &k, got+1); int(next) != want {
+					t.Fatalf("%s packet %d from %d: tree %d, linear %d", name, i+1, got+1, next, want)
+				}
 			}
 		}
 	}
@@ -129,12 +138,16 @@ func TestGenerateIsDeterministic(t *testing.T) {
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s).Masked() }
 
 // firstDTree is the index of the first dtree rule matching k, or -1.
-func firstDTree(rs []dtree.Rule, k *dtree.Key) int {
+func firstDTree(rs []dtree.Rule, k *dtree.Key) int { return firstDTreeFrom(rs, k, 0) }
+
+// firstDTreeFrom is firstDTree among rules from index from on.
+func firstDTreeFrom(rs []dtree.Rule, k *dtree.Key, from int32) int {
 	in := func(v dtree.U128, r [2]dtree.U128) bool {
 		return (v.Hi > r[0].Hi || v.Hi == r[0].Hi && v.Lo >= r[0].Lo) && (v.Hi < r[1].Hi || v.Hi == r[1].Hi && v.Lo <= r[1].Lo)
 	}
 	in32 := func(v uint32, r [2]uint32) bool { return v >= r[0] && v <= r[1] }
-	for i, r := range rs {
+	for i, r := range rs[from:] {
+		i += int(from)
 		if in(k.Src, r.Src) && in(k.Dst, r.Dst) && in32(k.Proto, r.Proto) && in32(k.SPort, r.SPort) &&
 			in32(k.DPort, r.DPort) && in32(k.ICMPType, r.ICMPType) && in32(k.ICMPCode, r.ICMPCode) {
 			return i

@@ -254,7 +254,7 @@ func FuzzLookup(f *testing.F) {
 	f.Add(uint64(7), uint16(300), []byte{0xff, 0, 0xff, 0})
 	f.Fuzz(func(t *testing.T, seed uint64, n uint16, keyBytes []byte) {
 		g := newGen(seed)
-		rules := g.rules(int(n % 400))
+		rules := g.rules(int(n % 200))
 		tr := Build(rules)
 		// Keys come from the fuzzer's bytes, mapped onto the generator's
 		// pools so they land on rule corners as well as between them.
