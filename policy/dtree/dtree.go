@@ -7,15 +7,24 @@
 //
 // # Algorithm
 //
-// Rules are split into a few partitions by how specific their addresses are
-// (source small, destination small, neither), so that wildcard-heavy rules do
-// not get copied into every corner of a tree built on the other field. Each
-// partition is compiled into a HyperSplit-style binary tree: every inner node
-// compares one field of the key against one threshold taken from the rules'
-// range endpoints, chosen to balance the number of rules on both sides; a
-// leaf holds a short list of rule indices sorted by priority that are checked
-// in full. A lookup walks every partition (skipping those that cannot beat the
-// best match so far) and returns the lowest priority found.
+// Rules are split into partitions by the field in which they are most
+// specific (source or destination address, then destination or source port,
+// else none), so that rules wide in one field do not get copied into every
+// corner of a tree that splits on it; partitions whose rules mix well are then
+// merged again, since every partition costs a lookup a walk. Each partition is
+// compiled into a HyperSplit-style binary tree: every inner node compares one
+// field of the key against a threshold taken from the rules' range endpoints,
+// chosen to balance the rules on both sides; a leaf holds a short list of
+// rules sorted by priority, stored by value and checked in full. Copies are
+// capped per partition (a budget of leaf entries), so overlapping rules make
+// longer leaves, not a memory blow-up. The binary trees are packed into
+// super-nodes of three levels whose seven comparisons run without branches.
+//
+// Keys whose addresses fit in 32 bits (IPv4) use a narrow copy of the trees,
+// with every rule clipped to that space and every value in 32 bits; other keys
+// use a wide copy holding only the rules that reach beyond it. A lookup walks
+// the partitions in priority order, stopping wherever nothing below can beat
+// the best match so far, and returns the lowest priority found.
 //
 // No rule is ever pruned as shadowed, because Lookup's from argument can skip
 // any rule: a rule hidden behind a higher-priority one is still the answer
