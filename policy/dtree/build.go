@@ -35,12 +35,16 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 		b   *builder
 		st  shape
 	}
-	grow := func(idss [][]int32) []tree {
+	grow := func(idss [][]int32, budgets []int) []tree {
 		out := make([]tree, len(idss))
 		var wg sync.WaitGroup
 		for i, ids := range idss {
 			wg.Go(func() {
-				b := sp.grow(ids)
+				budget := replication * len(ids)
+				if budgets != nil {
+					budget = budgets[i]
+				}
+				b := sp.grow(ids, budget)
 				out[i] = tree{ids, b, b.shape(0)}
 			})
 		}
@@ -53,13 +57,17 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 			idss = append(idss, ids)
 		}
 	}
-	trees := grow(idss)
+	trees := grow(idss, nil)
 	for g := len(trees) - 1; g > 0; g-- {
+		// A merge is kept only if it copies rules little, so the trial
+		// builds get no more budget than that: bad ones stop early.
 		var cand [][]int32
+		var budgets []int
 		for h := range g {
 			cand = append(cand, mergeSorted(trees[g].ids, trees[h].ids))
+			budgets = append(budgets, 5*(trees[g].st.entries+trees[h].st.entries)/4)
 		}
-		merged := grow(cand)
+		merged := grow(cand, budgets)
 		bestH := -1
 		for h, m := range merged {
 			a, c := trees[g].st, trees[h].st
@@ -104,11 +112,11 @@ func mergeSorted(a, b []int32) []int32 {
 	return append(append(out, a...), b...)
 }
 
-// grow builds a binary tree for ids, rooted at node 0 of the returned
-// builder.
-func (sp *space) grow(ids []int32) *builder {
+// grow builds a binary tree for ids with at most budget leaf entries,
+// rooted at node 0 of the returned builder.
+func (sp *space) grow(ids []int32, budget int) *builder {
 	b := &builder{space: sp, nodes: []bnode{{}}}
-	b.build(0, ids, sp.full, 0, replication*len(ids))
+	b.build(0, ids, sp.full, 0, budget)
 	return b
 }
 
