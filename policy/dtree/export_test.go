@@ -63,12 +63,12 @@ func (t *Tree) Counts(k *Key) (parts, snodes, entries int) {
 			snodes++
 			c = n.kid[n.path(&kv)]
 		}
-		for _, e := range nt.leaf[c&^leafBit:] {
+		for i, e := range nt.leaf[c&^leafBit:] {
 			if e.rank >= best {
 				break
 			}
 			entries++
-			if r := scan32([]entry32{e, {rank: noRank}}, k, 0, best); r != best {
+			if r := nt.scan(c&^leafBit+uint32(i), k, 0, e.rank+1); r == e.rank {
 				best = r
 				break
 			}
