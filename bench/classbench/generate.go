@@ -2,9 +2,11 @@ package classbench
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -102,6 +104,14 @@ func Generate(name string, n int, seed uint64) ([]Rule, []Packet, error) {
 	for i := range rules {
 		ru := Rule{Src: prefix(pf.srcLens), Dst: prefix(pf.dstLens),
 			DPort: port(pf.dportExact, pf.dportRange), SPort: port(pf.sportExact, 0)}
+		// As in the seeds, fields are correlated: a rule wide in both
+		// addresses is rare, and then names a service port.
+		for ru.Src.Bits() < 16 && ru.Dst.Bits() < 16 && r.IntN(10) != 0 {
+			ru.Dst = prefix(pf.dstLens)
+		}
+		if ru.Src.Bits() < 16 && ru.Dst.Bits() < 16 {
+			ru.DPort = port(1, 0)
+		}
 		if p := pick(r, pf.protos); p < 0 {
 			ru.ProtoAny = true
 		} else {
@@ -109,6 +119,18 @@ func Generate(name string, n int, seed uint64) ([]Rule, []Packet, error) {
 		}
 		rules[i] = ru
 	}
+	// Real sets list specific rules before general ones (a general rule
+	// first would shadow them), so order by specificity.
+	spec := func(r *Rule) int {
+		n := r.Src.Bits() + r.Dst.Bits()
+		n += 16 - bits.Len16(r.DPort[1]-r.DPort[0]) + 16 - bits.Len16(r.SPort[1]-r.SPort[0])
+		if !r.ProtoAny {
+			n += 8
+		}
+		return n
+	}
+	slices.SortStableFunc(rules, func(a, b Rule) int { return spec(&b) - spec(&a) })
+
 	// Like ClassBench traces: about ten headers per rule, capped.
 	trace := make([]Packet, min(10*n, 20000))
 	inPrefix := func(p netip.Prefix) netip.Addr {
