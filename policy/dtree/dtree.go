@@ -7,15 +7,24 @@
 //
 // # Algorithm
 //
-// Rules are split into a few partitions by how specific their addresses are
-// (source small, destination small, neither), so that wildcard-heavy rules do
-// not get copied into every corner of a tree built on the other field. Each
-// partition is compiled into a HyperSplit-style binary tree: every inner node
-// compares one field of the key against one threshold taken from the rules'
-// range endpoints, chosen to balance the number of rules on both sides; a
-// leaf holds a short list of rule indices sorted by priority that are checked
-// in full. A lookup walks every partition (skipping those that cannot beat the
-// best match so far) and returns the lowest priority found.
+// Rules are split into partitions by the field in which they are most
+// specific (source or destination address, then destination or source port,
+// else none), so that rules wide in one field do not get copied into every
+// corner of a tree that splits on it; partitions whose rules mix well are then
+// merged again, since every partition costs a lookup a walk. Each partition is
+// compiled into a HyperSplit-style binary tree: every inner node compares one
+// field of the key against a threshold taken from the rules' range endpoints,
+// chosen to balance the rules on both sides; a leaf holds a short list of
+// rules sorted by priority, stored by value and checked in full. Copies are
+// capped per partition (a budget of leaf entries), so overlapping rules make
+// longer leaves, not a memory blow-up. The binary trees are packed into
+// super-nodes of three levels whose seven comparisons run without branches.
+//
+// Keys whose addresses fit in 32 bits (IPv4) use a narrow copy of the trees,
+// with every rule clipped to that space and every value in 32 bits; other keys
+// use a wide copy holding only the rules that reach beyond it. A lookup walks
+// the partitions in priority order, stopping wherever nothing below can beat
+// the best match so far, and returns the lowest priority found.
 //
 // No rule is ever pruned as shadowed, because Lookup's from argument can skip
 // any rule: a rule hidden behind a higher-priority one is still the answer
@@ -24,6 +33,7 @@ package dtree
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"sort"
@@ -73,8 +83,16 @@ const (
 
 // Tuning.
 const (
-	leafSize = 6  // a node with at most this many rules becomes a leaf
-	maxDepth = 48 // guard against pathological sets
+	maxParts    = 5   // partitions, see group
+	splitSample = 256 // rules sampled when searching a node's cut
+	// A node with at most this many rules becomes a leaf. Small sets stay
+	// in cache, where a tree level costs less than checking rules; in big
+	// ones every level deep down is a cache miss while a leaf's rules are
+	// contiguous, so their leaves are longer.
+	leafSmall = 3
+	leafBig   = 6
+	bigSet    = 20000 // rules
+	maxDepth  = 48    // guard against pathological sets
 	// Each partition's leaves hold at most replication times its rules.
 	replication = 8
 	smallIPv4   = 16 // an IPv4 address range of at most 2^16 addresses is "small"
@@ -82,38 +100,26 @@ const (
 	smallPort   = 8  // a port range of at most 2^8 ports is "small"
 )
 
-// node is one tree node, 24 bytes. An inner node sends a key whose value in
-// field meta&7 is below thr to child meta>>3, otherwise to child (meta>>3)+1.
-// A leaf (meta&7 == fLeaf) holds n rule indices starting at leaf[meta>>3].
-type node struct {
-	thr  U128
-	meta uint32
-	n    uint32
-}
+const (
+	leafBit = 1 << 31           // a kid code with this bit is a leaf
+	noRank  = math.MaxInt32     // no match yet; also the rank of leaf sentinels
+	max32   = uint64(1)<<32 - 1 // the largest address of the narrow tree
+)
 
-// crule is the form of a Rule checked in leaves.
-type crule struct {
-	src, dst [2]U128
-	dport    [2]uint32
-	sport    [2]uint32
-	proto    [2]uint32
-	itype    [2]uint32
-	icode    [2]uint32
-}
-
-// part is one partition: a tree root and the lowest rule index it holds.
+// part is one partition: a tree root and the lowest rule rank it holds.
 type part struct {
-	root  uint32
+	root  uint32 // a kid code
 	first int32
 }
 
-// Tree is a compiled classifier.
+// Tree is a compiled classifier. Keys whose two addresses fit in 32 bits
+// (IPv4) are looked up in a narrow tree holding every rule clipped to that
+// space, in 32-bit form; all other keys in a wide tree holding the rules that
+// reach beyond it. Both answers are exact for their keys.
 type Tree struct {
-	rules []crule // sorted by priority; a rule's index is its rank
-	prios []int32 // prios[i] is the priority of rules[i]
-	nodes []node  // all partitions' trees
-	leaf  []int32 // leaf rule lists, each sorted ascending
-	parts []part  // sorted by first
+	prios  []int32 // priorities in ascending order; a rule's rank is its index
+	narrow ntree
+	wide   wtree
 }
 
 // Build compiles rules (any order) into a Tree. Rules with an empty range
@@ -127,113 +133,55 @@ func Build(rules []Rule) *Tree {
 	}
 	slices.SortStableFunc(rs, func(a, b Rule) int { return cmp.Compare(a.Priority, b.Priority) })
 
-	t := &Tree{
-		rules: make([]crule, len(rs)),
-		prios: make([]int32, len(rs)),
-	}
+	t := &Tree{prios: make([]int32, len(rs))}
+	var nrs, wrs []Rule
+	var nranks, wranks []int32
 	for i := range rs {
-		r := &rs[i]
-		t.rules[i] = crule{
-			src: r.Src, dst: r.Dst,
-			dport: r.DPort, sport: r.SPort, proto: r.Proto,
-			itype: r.ICMPType, icode: r.ICMPCode,
-		}
+		r := rs[i]
 		t.prios[i] = r.Priority
-	}
-	if len(rs) == 0 {
-		return t
-	}
-
-	b := newBuilder(rs)
-	var groups [5][]int32
-	for i := range rs {
-		g := group(&rs[i])
-		groups[g] = append(groups[g], int32(i))
-	}
-	for _, ids := range groups {
-		if len(ids) == 0 {
-			continue
+		if r.Src[1].Hi != 0 || r.Src[1].Lo > max32 || r.Dst[1].Hi != 0 || r.Dst[1].Lo > max32 {
+			wrs, wranks = append(wrs, r), append(wranks, int32(i))
 		}
-		root := uint32(len(b.nodes))
-		b.nodes = append(b.nodes, node{})
-		b.build(root, ids, b.full, 0, replication*len(ids))
-		t.parts = append(t.parts, part{root: root, first: ids[0]})
+		if r.Src[0].Hi == 0 && r.Src[0].Lo <= max32 && r.Dst[0].Hi == 0 && r.Dst[0].Lo <= max32 {
+			clip := func(a *[2]U128) {
+				if a[1].Hi != 0 || a[1].Lo > max32 {
+					a[1] = U128{0, max32}
+				}
+			}
+			clip(&r.Src)
+			clip(&r.Dst)
+			nrs, nranks = append(nrs, r), append(nranks, int32(i))
+		}
 	}
-	slices.SortFunc(t.parts, func(a, c part) int { return cmp.Compare(a.first, c.first) })
-	t.nodes = slices.Clip(b.nodes)
-	t.leaf = slices.Clip(b.leaf)
+	if len(nrs) > 0 {
+		t.narrow = compile(nrs, nranks, U128{0, max32}).narrow()
+	}
+	if len(wrs) > 0 {
+		t.wide = *compile(wrs, wranks, U128{^uint64(0), ^uint64(0)})
+	}
 	return t
 }
 
 // Lookup returns the priority of the first (lowest-priority) rule matching k
 // whose Priority >= from, or -1 when none matches.
 func (t *Tree) Lookup(k *Key, from int32) int32 {
-	if t == nil || len(t.rules) == 0 {
+	if t == nil || len(t.prios) == 0 {
 		return -1
 	}
 	start := int32(0)
 	if from > t.prios[0] {
 		start = int32(sort.Search(len(t.prios), func(i int) bool { return t.prios[i] >= from }))
 	}
-	var kv [8]U128
-	kv[fSrc] = k.Src
-	kv[fDst] = k.Dst
-	kv[fProto].Lo = uint64(k.Proto)
-	kv[fSPort].Lo = uint64(k.SPort)
-	kv[fDPort].Lo = uint64(k.DPort)
-	kv[fICMPType].Lo = uint64(k.ICMPType)
-	kv[fICMPCode].Lo = uint64(k.ICMPCode)
-
-	best := int32(len(t.rules))
-	nodes := t.nodes
-	for _, p := range t.parts {
-		if p.first >= best {
-			break
-		}
-		i := p.root
-		for {
-			nd := &nodes[i]
-			f := nd.meta & 7
-			if f == fLeaf {
-				best = t.scan(t.leaf[nd.meta>>3:][:nd.n], k, start, best)
-				break
-			}
-			v := &kv[f]
-			c := nd.meta >> 3
-			if v.Hi < nd.thr.Hi || (v.Hi == nd.thr.Hi && v.Lo < nd.thr.Lo) {
-				i = c
-			} else {
-				i = c + 1
-			}
-		}
+	var r int32
+	if k.Src.Hi|k.Dst.Hi == 0 && (k.Src.Lo|k.Dst.Lo) <= max32 {
+		r = t.narrow.lookup(k, start)
+	} else {
+		r = t.wide.lookup(k, start)
 	}
-	if best == int32(len(t.rules)) {
+	if r == noRank {
 		return -1
 	}
-	return t.prios[best]
-}
-
-// scan returns the first rule index in ids within [start, best) whose rule
-// matches k, or best.
-func (t *Tree) scan(ids []int32, k *Key, start, best int32) int32 {
-	for _, id := range ids {
-		if id < start {
-			continue
-		}
-		if id >= best {
-			return best
-		}
-		r := &t.rules[id]
-		if k.DPort >= r.dport[0] && k.DPort <= r.dport[1] &&
-			in(k.Dst, &r.dst) && in(k.Src, &r.src) &&
-			k.SPort >= r.sport[0] && k.SPort <= r.sport[1] &&
-			k.Proto >= r.proto[0] && k.Proto <= r.proto[1] &&
-			k.ICMPType >= r.itype[0] && k.ICMPType <= r.itype[1] &&
-			k.ICMPCode >= r.icode[0] && k.ICMPCode <= r.icode[1] {
-			return id
-		}
-	}
-	return best
+	return t.prios[r]
 }
 
 func in(v U128, r *[2]U128) bool {
