@@ -283,7 +283,7 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 				"-m conntrack ! --ctstate DNAT -j RETURN",
 				"-m addrtype ! --src-type LOCAL -j RETURN")
 			post.Rules = append(post.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, false, save, queue(policy.StageOutput))
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, "", save, queue(policy.StageOutput))
 		}
 		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, passChain, prec, outc}, Jumps: OwnedJumps["mangle"]})
 	}
@@ -299,18 +299,16 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 		if !p.Filter.Empty() {
 			in.Rules = append(in.Rules, passRule)
 			in.Rules = append(in.Rules, dispatch(p.Filter, "-i", "NFGATE-IN")...)
-			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, p.Reject, save, queue(policy.StageInput))
+			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, rejectTarget(p.Reject), save, queue(policy.StageInput))
 
 			out.Rules = append(out.Rules, passRule, "-m conntrack --ctstate DNAT -j RETURN")
 			out.Rules = append(out.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, p.Reject, save, queue(policy.StageOutput))
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, rejectTarget(p.Reject), save, queue(policy.StageOutput))
 
 			fwd.Rules = append(fwd.Rules, passRule)
 			fwd.Rules = append(fwd.Rules, dispatchForward(p.Filter, "NFGATE-FWD")...)
 			fwdc.Rules = append(fwdc.Rules, ct...)
-			if p.Reject {
-				fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j REJECT")
-			}
+			fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j "+rejectTarget(p.Reject))
 			fwdc.Rules = append(fwdc.Rules,
 				markIs(m.FwdDone(), m.FwdDone())+" "+save,
 				markIs(m.FwdDone()|m.FwdAccept(), m.FwdDone()|m.FwdAccept())+" -j ACCEPT",
@@ -322,13 +320,26 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 	return &rs
 }
 
-// localChain is the policed chain of the input or output stage.
-func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject bool, save, queue string) []string {
+// rejectTarget is what a filter chain does with a packet whose verdict
+// carries the Reject bit. The rule exists whatever the deny action: around a
+// reload that switches REJECT to DROP, a packet decided under the old policy
+// may come back with the bit to rules rendered for the new one, and without
+// the rule it would be taken for accepted (done bit) and saved as such.
+func rejectTarget(reject bool) string {
+	if reject {
+		return "REJECT"
+	}
+	return "DROP"
+}
+
+// localChain is the policed chain of the input or output stage. reject is
+// the target for the Reject bit ("" in mangle, where denies never carry it).
+func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject string, save, queue string) []string {
 	r := []string{markIs(m.Accepted, m.Accepted) + " -j ACCEPT"}
 	r = append(r, ct...)
 	r = append(r, failsafe...)
-	if reject {
-		r = append(r, markIs(done|m.Reject, done|m.Reject)+" -j REJECT")
+	if reject != "" {
+		r = append(r, markIs(done|m.Reject, done|m.Reject)+" -j "+reject)
 	}
 	r = append(r,
 		markIs(done, done)+" "+save,
