@@ -267,6 +267,10 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			out.Rules = append(out.Rules, "-m connmark ! --mark 0x0/"+persist+" "+restore)
 		}
 		if !p.PreDNAT.Empty() {
+			// NONE without a decision (the fail-open watchdog's answer):
+			// back to the host's rules, not into the queue again, and the
+			// bit must not reach filter INPUT/FORWARD, where it means NONE.
+			pre.Rules = append(pre.Rules, passRule)
 			pre.Rules = append(pre.Rules, dispatch(p.PreDNAT, "-i", "NFGATE-PRE")...)
 			prec.Rules = append(prec.Rules, ct[:3]...)
 			prec.Rules = append(prec.Rules, markIs(m.Accepted, m.Accepted)+" -j ACCEPT")

@@ -296,6 +296,27 @@ func TestVerdictsEndTheHook(t *testing.T) {
 	}
 }
 
+// TestFailOpenVerdictEndsTheHook: the watchdog's fail-open answer hands
+// the packet to the host's rules at every stage without re-queueing it and
+// without leaking a per-packet bit into later hooks.
+func TestFailOpenVerdictEndsTheHook(t *testing.T) {
+	plan := simPlan(false, true)
+	tabs := simLoad(engine.Render(plan, 4))
+	e := newOpenEngine(t)
+	for _, h := range simHooks {
+		p := newSimPkt(h)
+		got, n := deliver(t, tabs, h, p, func(mark uint32) (engine.Action, uint32) {
+			return e.FailVerdictForTest(h.st, mark)
+		})
+		if got != "HOST" || n != 1 {
+			t.Errorf("%s: fail-open verdict: outcome %s after %d queueings, want HOST after 1", h.name, got, n)
+		}
+		if p.mark&(plan.Marks.Pass|plan.Marks.Reject) != 0 {
+			t.Errorf("%s: fail-open verdict leaves per-packet bits %#x for later hooks", h.name, p.mark)
+		}
+	}
+}
+
 func newOpenEngine(t *testing.T) *engine.Engine {
 	t.Helper()
 	rt := config.DefaultRuntime()
