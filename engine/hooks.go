@@ -273,7 +273,11 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			pre.Rules = append(pre.Rules, passRule)
 			pre.Rules = append(pre.Rules, dispatch(p.PreDNAT, "-i", "NFGATE-PRE")...)
 			prec.Rules = append(prec.Rules, ct[:3]...)
-			prec.Rules = append(prec.Rules, markIs(m.Accepted, m.Accepted)+" -j ACCEPT")
+			// An untracked Allow (Accepted without PreDone) skips preDNAT.
+			// A preDNAT Allow (both bits) must reach the save rule below,
+			// or the flow's later packets are queued again and a reload
+			// never re-checks it.
+			prec.Rules = append(prec.Rules, markIs(m.Accepted, m.Accepted|m.PreDone)+" -j ACCEPT")
 			prec.Rules = append(prec.Rules, ct[3:]...)
 			prec.Rules = append(prec.Rules, fsIn...)
 			prec.Rules = append(prec.Rules,

@@ -317,6 +317,45 @@ func TestFailOpenVerdictEndsTheHook(t *testing.T) {
 	}
 }
 
+// TestDecidedFlowIsNotQueuedAgain: after a stage decided a flow, a later
+// NEW packet of it (no reply yet: a UDP stream, a SYN retransmission) is
+// answered in the kernel from the connmark: same outcome, not queued.
+func TestDecidedFlowIsNotQueuedAgain(t *testing.T) {
+	plan := simPlan(false, false)
+	tabs := simLoad(engine.Render(plan, 4))
+	m := plan.Marks
+	for _, h := range simHooks {
+		if h.st == policy.StageUntracked {
+			continue // per packet by definition
+		}
+		for _, v := range []policy.Verdict{policy.Accept, policy.None} {
+			if v == policy.None && (h.st == policy.StageInput || h.st == policy.StageOutput) {
+				continue // a local NONE is not remembered (the host's rules decide each packet)
+			}
+			p := newSimPkt(h)
+			first, _ := deliver(t, tabs, h, p, func(mark uint32) (engine.Action, uint32) {
+				return engine.VerdictFor(m, h.st, h.hook, v, false, mark)
+			})
+			// The next packet of the flow: fresh packet mark, same conntrack
+			// entry; the connmark is restored at mangle PREROUTING/OUTPUT.
+			q := newSimPkt(h)
+			q.connmark = p.connmark
+			if h.local {
+				simHook(t, tabs, "mangle", "OUTPUT", q)
+			} else if h.st != policy.StagePreDNAT {
+				simHook(t, tabs, "mangle", "PREROUTING", q)
+			}
+			second, n := deliver(t, tabs, h, q, func(mark uint32) (engine.Action, uint32) {
+				return engine.VerdictFor(m, h.st, h.hook, v, false, mark)
+			})
+			if n != 0 || second != first {
+				t.Errorf("%s/%v: next packet of the decided flow: outcome %s after %d queueings, want %s without queueing (connmark %#x)",
+					h.name, v, second, n, first, *p.connmark)
+			}
+		}
+	}
+}
+
 func newOpenEngine(t *testing.T) *engine.Engine {
 	t.Helper()
 	rt := config.DefaultRuntime()
