@@ -103,6 +103,7 @@ type Stats struct {
 	TraceDrops atomic.Uint64
 	Reloads    atomic.Uint64
 	ReloadErrs atomic.Uint64
+	Panics     atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
 }
 
 // StatsView is a plain copy of Stats, keyed by stage name.
@@ -123,6 +124,7 @@ type StatsView struct {
 	TraceDrops uint64            `json:"trace_drops"`
 	Reloads    uint64            `json:"reloads"`
 	ReloadErrs uint64            `json:"reload_errors"`
+	Panics     uint64            `json:"panics"`
 }
 
 // New checks the runtime settings and returns an engine with no policy yet.
@@ -205,6 +207,7 @@ func (e *Engine) Snapshot() StatsView {
 	v.TraceDrops = s.TraceDrops.Load()
 	v.Reloads = s.Reloads.Load()
 	v.ReloadErrs = s.ReloadErrs.Load()
+	v.Panics = s.Panics.Load()
 	return v
 }
 
@@ -423,11 +426,14 @@ func (e *Engine) CheckDeadlines() {
 		if tag == 0 || now-w.start.Load() < int64(e.rt.Deadline) {
 			continue
 		}
+		// Read the mark before claiming the packet: once the claim
+		// succeeds the worker may move on and store the next packet's.
+		pm := w.mark.Load()
 		if !w.inflight.CompareAndSwap(tag, 0) {
 			continue
 		}
 		id := uint32(tag)
-		a, mark := e.failVerdict(w.mark.Load())
+		a, mark := e.failVerdict(pm)
 		e.stats.Deadline.Add(1)
 		if err := w.q.SetVerdict(id, a, mark); err != nil {
 			e.stats.VerdictErr.Add(1)

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/nfgate/nfgate/classify"
 	"github.com/nfgate/nfgate/policy"
+	"github.com/nfgate/nfgate/policy/config"
 )
 
 // worker serves one queue. Its scratch space (decoder, packet, trace
@@ -21,19 +23,57 @@ type worker struct {
 	inflight atomic.Uint64
 	start    atomic.Int64
 	mark     atomic.Uint32
+	// The decision to trace once the verdict is settled (tsnap nil: none).
+	tsnap *snapshot
+	td    policy.Decision
+	tnote string
 }
 
-// handle decides one packet and answers it exactly once.
+// handle decides one packet and answers it exactly once: with the
+// decision, or, when the watchdog answered first (deadline) or evaluation
+// panicked, with the failure-mode verdict. The trace line says what the
+// kernel got.
 func (w *worker) handle(p *Packet) {
 	e := w.e
 	tag := 1<<32 | uint64(p.ID)
 	w.mark.Store(p.Mark)
 	w.start.Store(e.now().UnixNano())
 	w.inflight.Store(tag)
+	w.tsnap = nil
+	defer func() {
+		if r := recover(); r != nil {
+			w.recovered(p, tag, r)
+		}
+	}()
 	a, mark := w.decide(p)
 	if !w.inflight.CompareAndSwap(tag, 0) {
-		return // the watchdog answered already
+		// The watchdog answered already: trace what the kernel got.
+		if w.tsnap != nil {
+			w.trace(w.tsnap, p, w.td, "deadline", true)
+		}
+		return
 	}
+	if w.tsnap != nil {
+		w.trace(w.tsnap, p, w.td, w.tnote, false)
+	}
+	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
+		e.stats.VerdictErr.Add(1)
+	}
+}
+
+// recovered answers a packet whose evaluation panicked with the
+// failure-mode verdict (unless the watchdog did already) and counts it: a
+// bug in evaluation costs one packet, not the daemon and every queue.
+func (w *worker) recovered(p *Packet, tag uint64, r any) {
+	e := w.e
+	if n := e.stats.Panics.Add(1); n <= 10 {
+		e.log.Error("internal error while deciding a packet; failure-mode verdict given", "panic", r,
+			"stage", w.stage.String(), "queue", w.q.Num(), "stack", string(debug.Stack()))
+	}
+	if !w.inflight.CompareAndSwap(tag, 0) {
+		return
+	}
+	a, mark := e.failVerdict(p.Mark)
 	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
 		e.stats.VerdictErr.Add(1)
 	}
@@ -97,7 +137,7 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 				e.stats.DenyHits.Add(1)
 				e.stats.Dropped[st].Add(1)
 				d = policy.Decision{Verdict: policy.Drop, Reason: de.Reason, Endpoint: ep, Tier: de.Tier, Policy: de.Policy, Rule: de.Rule}
-				w.trace(s, p, d, "deny-cache")
+				w.tsnap, w.td, w.tnote = s, d, "deny-cache"
 				return NfDrop, p.Mark
 			}
 		}
@@ -143,7 +183,7 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	if note == "" && pkt.Class == classify.Fragment {
 		note = "fragment"
 	}
-	w.trace(s, p, d, note)
+	w.tsnap, w.td, w.tnote = s, d, note
 	return a, mark
 }
 
@@ -214,8 +254,10 @@ func (w *worker) tuple() FlowTuple {
 
 var ctNames = [...]string{"new", "established", "related", "invalid", "untracked"}
 
-// trace fills the worker's record and hands it to the tracer.
-func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string) {
+// trace fills the worker's record and hands it to the tracer. late: the
+// watchdog gave the failure-mode verdict before d was ready; the line
+// records that verdict with d's reasons.
+func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string, late bool) {
 	t := w.e.opt.Tracer
 	if t == nil {
 		return
@@ -255,6 +297,12 @@ func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string) {
 			}
 		} else if int(d.Policy) < len(s.cfg.Policies) {
 			r.Policy = s.cfg.Policies[d.Policy].Name
+		}
+	}
+	if late {
+		r.Verdict = "DROP"
+		if w.e.rt.FailureMode == config.FailOpen {
+			r.Verdict = "NONE"
 		}
 	}
 	r.Rule = d.Rule
