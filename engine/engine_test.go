@@ -432,7 +432,7 @@ func TestRenderPlan(t *testing.T) {
 		FailsafeOut: []policy.ProtoPort{{Protocol: 17, Port: 53}},
 		Filter:      engine.Dispatch{Names: []string{"eth0", "eth1"}}}
 	rs := engine.Render(p, 4)
-	text := engine.RestoreText(rs, map[string]bool{"filter/INPUT/NFGATE-INPUT": true})
+	text := engine.RestoreText(rs, map[string]int{"filter/INPUT/NFGATE-INPUT": 1})
 	for _, want := range []string{
 		"-A NFGATE-INPUT -i eth0 -g NFGATE-IN",
 		"-A NFGATE-FORWARD -o eth1 -g NFGATE-FWD",

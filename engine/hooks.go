@@ -431,10 +431,11 @@ func failsafeRules(list []policy.ProtoPort, family uint8, out, reply bool) []str
 }
 
 // RestoreText renders a ruleset as iptables-restore --noflush input. Every
-// owned chain is declared (which flushes it) and refilled; present lists
-// which jump rules already exist ("table/BUILTIN/TARGET"): only missing ones
-// are inserted, at the top of the built-in chain.
-func RestoreText(rs *Ruleset, present map[string]bool) string {
+// owned chain is declared (which flushes it) and refilled; present counts
+// the jump rules that already exist ("table/BUILTIN/TARGET"): missing ones
+// are inserted at the top of the built-in chain, duplicates (two daemons
+// starting at once, a hand-made copy) are deleted down to one.
+func RestoreText(rs *Ruleset, present map[string]int) string {
 	var b strings.Builder
 	for _, t := range rs.Tables {
 		fmt.Fprintf(&b, "*%s\n", t.Name)
@@ -447,8 +448,12 @@ func RestoreText(rs *Ruleset, present map[string]bool) string {
 			}
 		}
 		for _, j := range t.Jumps {
-			if !present[t.Name+"/"+j.Builtin+"/"+j.Target] {
+			n := present[t.Name+"/"+j.Builtin+"/"+j.Target]
+			if n == 0 {
 				fmt.Fprintf(&b, "-I %s 1 -j %s\n", j.Builtin, j.Target)
+			}
+			for ; n > 1; n-- {
+				fmt.Fprintf(&b, "-D %s -j %s\n", j.Builtin, j.Target)
 			}
 		}
 		b.WriteString("COMMIT\n")
@@ -457,8 +462,9 @@ func RestoreText(rs *Ruleset, present map[string]bool) string {
 }
 
 // CleanupText renders an iptables-restore --noflush transaction removing
-// everything nfgate owns: the jump rules present, then its chains.
-func CleanupText(present map[string]bool, chains map[string]map[string]bool) string {
+// everything nfgate owns: every copy of its jump rules (a chain still
+// referenced cannot be deleted), then its chains.
+func CleanupText(present map[string]int, chains map[string]map[string]bool) string {
 	var b strings.Builder
 	for _, t := range TableOrder {
 		if len(chains[t]) == 0 {
@@ -466,7 +472,7 @@ func CleanupText(present map[string]bool, chains map[string]map[string]bool) str
 		}
 		fmt.Fprintf(&b, "*%s\n", t)
 		for _, j := range OwnedJumps[t] {
-			if present[t+"/"+j.Builtin+"/"+j.Target] {
+			for n := present[t+"/"+j.Builtin+"/"+j.Target]; n > 0; n-- {
 				fmt.Fprintf(&b, "-D %s -j %s\n", j.Builtin, j.Target)
 			}
 		}
