@@ -94,7 +94,8 @@ type Stats struct {
 	Dropped    [numStages]atomic.Uint64
 	None       [numStages]atomic.Uint64
 	DenyHits   atomic.Uint64 // drops answered from the deny cache
-	Malformed  atomic.Uint64
+	Malformed  atomic.Uint64 // dropped on a policed interface: not decodable far enough to match
+	Fragments  atomic.Uint64 // non-first fragments evaluated without ports/ICMP (conntrack normally reassembles)
 	Deadline   atomic.Uint64 // failure-mode verdicts given by the watchdog
 	VerdictErr atomic.Uint64 // verdicts the kernel refused
 	Rechecked  atomic.Uint64 // flows marked for re-check by reloads
@@ -116,6 +117,7 @@ type StatsView struct {
 	None       map[string]uint64 `json:"none"`
 	DenyHits   uint64            `json:"deny_cache_hits"`
 	Malformed  uint64            `json:"malformed"`
+	Fragments  uint64            `json:"fragments"`
 	Deadline   uint64            `json:"deadline_verdicts"`
 	VerdictErr uint64            `json:"verdict_errors"`
 	Rechecked  uint64            `json:"rechecked"`
@@ -199,6 +201,7 @@ func (e *Engine) Snapshot() StatsView {
 	}
 	v.DenyHits = s.DenyHits.Load()
 	v.Malformed = s.Malformed.Load()
+	v.Fragments = s.Fragments.Load()
 	v.Deadline = s.Deadline.Load()
 	v.VerdictErr = s.VerdictErr.Load()
 	v.Rechecked = s.Rechecked.Load()

@@ -131,6 +131,7 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		d = policy.Decision{Verdict: policy.Drop, Reason: policy.ReasonMalformed, Endpoint: ep,
 			Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
 		e.stats.Malformed.Add(1)
+		note = pkt.Reason.String()
 	default:
 		if e.opt.Deny != nil && p.Mark&m.Recheck == 0 {
 			if de, ok := e.opt.Deny.Lookup(st, pkt); ok && de.Gen == s.gen {
@@ -180,8 +181,11 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	default:
 		e.stats.None[st].Add(1)
 	}
-	if note == "" && pkt.Class == classify.Fragment {
-		note = "fragment"
+	if pkt.Class == classify.Fragment {
+		e.stats.Fragments.Add(1)
+		if note == "" {
+			note = "fragment"
+		}
 	}
 	w.tsnap, w.td, w.tnote = s, d, note
 	return a, mark
