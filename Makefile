@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 10m
 BIN      := bin/nfgate
 
-.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short deps clean
+.PHONY: all build test test-unit lint bench bench-classify fuzz fuzz-short soak deps clean
 
 all: build
 
@@ -38,6 +38,13 @@ fuzz:
 
 fuzz-short:
 	@bash .ci/fuzz.sh 10s
+
+# Soak (root): mixed traffic while reloading, every verdict checked against
+# the oracle, resources sampled (docs/reliability.md). SOAK=10m by default;
+# `make test` runs it for 60s.
+SOAK ?= 10m
+soak: build
+	NFGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 40m -run '^TestSoak$$' ./test/e2e
 
 clean:
 	rm -rf bin
