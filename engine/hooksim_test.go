@@ -368,3 +368,44 @@ func newOpenEngine(t *testing.T) *engine.Engine {
 	}
 	return e
 }
+
+// TestRulesStayInsideTheMask: every mark nfgate's rules match, set, save or
+// restore lies inside the configured mask, for an odd mask too.
+func TestRulesStayInsideTheMask(t *testing.T) {
+	for _, mask := range []uint32{0x00ff0000, 0x8000807f, 0xfe} {
+		m, err := engine.NewMarks(mask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, reject := range []bool{false, true} {
+			p := simPlan(reject, true)
+			p.Marks = m
+			p.Filter = engine.Dispatch{CatchAll: true, Names: []string{"eth2", "cali+"}}
+			for _, fam := range []uint8{4, 6} {
+				for _, tb := range engine.Render(p, fam).Tables {
+					for _, c := range tb.Chains {
+						for _, r := range c.Rules {
+							f := strings.Fields(r)
+							for i := 0; i+1 < len(f); i++ {
+								var bits uint32
+								switch f[i] {
+								case "--mark", "--set-xmark":
+									v, mk := parseMark(f[i+1])
+									bits = v | mk
+								case "--nfmask", "--ctmask":
+									x, _ := strconv.ParseUint(f[i+1], 0, 32)
+									bits = uint32(x)
+								default:
+									continue
+								}
+								if bits&^mask != 0 {
+									t.Errorf("mask %#x: %s/%s rule %q touches bits %#x outside the mask", mask, tb.Name, c.Name, r, bits&^mask)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
