@@ -246,6 +246,21 @@ func (e *Engine) build(l *Loaded, gen uint64) *snapshot {
 	return s
 }
 
+// waitWorkers waits, at most max, until every worker that was handling a
+// packet has answered it.
+func (e *Engine) waitWorkers(max time.Duration) {
+	e.wmu.Lock()
+	ws := e.workers
+	e.wmu.Unlock()
+	end := time.Now().Add(max)
+	for _, w := range ws {
+		b := w.busy.Load()
+		for b&1 == 1 && w.busy.Load() == b && time.Now().Before(end) {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
 // ReloadResult reports one Swap.
 type ReloadResult struct {
 	Gen       uint64
@@ -268,6 +283,11 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 	e.cur.Store(s)
 	res := ReloadResult{Gen: s.gen}
 	if old != nil {
+		// Packets being decided right now may have used the old policy;
+		// their flows are not in the conntrack table until answered, so
+		// the re-check below would miss them. Wait for those answers
+		// (a worker that sees the swap decides again with the new policy).
+		e.waitWorkers(2 * e.rt.Deadline)
 		if e.opt.Deny != nil {
 			e.opt.Deny.Purge()
 		}

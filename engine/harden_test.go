@@ -71,3 +71,49 @@ func TestDeadlineTraceShowsKernelVerdict(t *testing.T) {
 		}
 	}
 }
+
+// A packet being decided when a reload goes live is decided again with
+// the new policy: the reload's re-check cannot see its flow (a queued first
+// packet's conntrack entry is not confirmed yet), so an answer from the old
+// policy would stick to the flow. The reload waits for that answer.
+func TestDecisionRacingAReloadUsesTheNewPolicy(t *testing.T) {
+	l := newLab(t, config.FailClosed)
+	release, entered := make(chan struct{}), make(chan struct{})
+	l.pol.ForwardFn = func(in, out policy.EndpointID, acc bool, pkt *classify.Packet) policy.Decision {
+		close(entered)
+		<-release
+		return enginetest.Decide(policy.Accept, 0, 0)
+	}
+	q, h := l.queue(policy.StageForward)
+	done := make(chan struct{})
+	go func() { h(fwdPacket(7, 1, 80, 0)); close(done) }()
+	<-entered
+	tighter := &enginetest.Policy{BindFn: bindByName, ForwardFn: func(in, out policy.EndpointID, acc bool, pkt *classify.Packet) policy.Decision {
+		return enginetest.Decide(policy.Drop, 1, 0)
+	}}
+	swapped := make(chan struct{})
+	go func() {
+		if _, err := l.e.Swap(&engine.Loaded{Policy: tighter, Hash: "v2"}); err != nil {
+			t.Error(err)
+		}
+		close(swapped)
+	}()
+	for l.hooks.Count() < 2 { // the new policy's hooks are in: it goes live next
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-swapped:
+		t.Fatal("the reload finished (and re-checked) while a decision with the old policy was in flight")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	<-done
+	<-swapped
+	v := q.Verdicts()
+	if len(v) != 1 || v[0].Action != engine.NfDrop {
+		t.Errorf("verdicts %+v, want one drop (the new policy's answer)", v)
+	}
+	if r := l.tracer.Records; len(r) != 1 || r[0].Gen != 2 {
+		t.Errorf("trace %+v, want one line of generation 2", r)
+	}
+}

@@ -23,6 +23,7 @@ type worker struct {
 	inflight atomic.Uint64
 	start    atomic.Int64
 	mark     atomic.Uint32
+	busy     atomic.Uint64 // odd while handle runs
 	// The decision to trace once the verdict is settled (tsnap nil: none).
 	tsnap *snapshot
 	td    policy.Decision
@@ -40,10 +41,12 @@ func (w *worker) handle(p *Packet) {
 	w.start.Store(e.now().UnixNano())
 	w.inflight.Store(tag)
 	w.tsnap = nil
+	w.busy.Add(1) // odd while handling: Swap waits for the answer
 	defer func() {
 		if r := recover(); r != nil {
 			w.recovered(p, tag, r)
 		}
+		w.busy.Add(1)
 	}()
 	a, mark := w.decide(p)
 	if !w.inflight.CompareAndSwap(tag, 0) {
@@ -82,7 +85,6 @@ func (w *worker) recovered(p *Packet, tag uint64, r any) {
 // decide returns the kernel verdict and new mark for p. It allocates nothing.
 func (w *worker) decide(p *Packet) (Action, uint32) {
 	e := w.e
-	s := e.cur.Load()
 	st := w.stage
 	m := e.marks
 	e.stats.Queued[st].Add(1)
@@ -98,66 +100,29 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		pkt.CT = classify.CTUntracked
 	}
 
-	inB, outB := s.bind(p.InIf), s.bind(p.OutIf)
-	d := policy.Decision{Verdict: policy.None, Reason: policy.ReasonNotPoliced, Endpoint: policy.NoEndpoint,
-		Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
-	ep := policy.NoEndpoint
-	switch st {
-	case policy.StageUntracked:
-		if p.Hook == HookOutput {
-			ep = outB.Untracked
-		} else {
-			ep = inB.Untracked
-		}
-	case policy.StagePreDNAT:
-		ep = inB.PreDNAT
-	case policy.StageInput:
-		ep = inB.Filter
-	case policy.StageOutput:
-		ep = outB.Filter
-	case policy.StageForward:
-		ep = inB.Filter
-		if ep == policy.NoEndpoint {
-			ep = outB.Filter
-		}
+	s := e.cur.Load()
+	d, policed, cached := w.evaluate(s, p, pkt)
+	if ns := e.cur.Load(); ns != s {
+		// A reload went live while this packet was being decided. Its
+		// re-check pass cannot see this flow (the conntrack entry of a
+		// queued first packet is not confirmed yet), so decide again
+		// with the new policy (Swap waits for this answer).
+		s = ns
+		d, policed, cached = w.evaluate(s, p, pkt)
+	}
+	if cached {
+		e.stats.DenyHits.Add(1)
+		e.stats.Dropped[st].Add(1)
+		w.tsnap, w.td, w.tnote = s, d, "deny-cache"
+		return NfDrop, p.Mark
 	}
 	note := ""
 	switch {
-	case ep == policy.NoEndpoint:
-		// Not policed (the hooks and the interface map disagree for a
-		// moment): hand the packet to the host's rules.
-	case pkt.Class == classify.Malformed:
-		// A policed interface never lets through what it cannot match.
-		d = policy.Decision{Verdict: policy.Drop, Reason: policy.ReasonMalformed, Endpoint: ep,
-			Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+	case d.Reason == policy.ReasonMalformed:
 		e.stats.Malformed.Add(1)
 		note = pkt.Reason.String()
+	case !policed:
 	default:
-		if e.opt.Deny != nil && p.Mark&m.Recheck == 0 {
-			if de, ok := e.opt.Deny.Lookup(st, pkt); ok && de.Gen == s.gen {
-				e.stats.DenyHits.Add(1)
-				e.stats.Dropped[st].Add(1)
-				d = policy.Decision{Verdict: policy.Drop, Reason: de.Reason, Endpoint: ep, Tier: de.Tier, Policy: de.Policy, Rule: de.Rule}
-				w.tsnap, w.td, w.tnote = s, d, "deny-cache"
-				return NfDrop, p.Mark
-			}
-		}
-		switch st {
-		case policy.StageUntracked:
-			dir := policy.Ingress
-			if p.Hook == HookOutput {
-				dir = policy.Egress
-			}
-			d = s.pol.Untracked(ep, dir, pkt)
-		case policy.StagePreDNAT:
-			d = s.pol.PreDNAT(ep, pkt)
-		case policy.StageInput:
-			d = s.pol.Local(ep, policy.Ingress, pkt)
-		case policy.StageOutput:
-			d = s.pol.Local(ep, policy.Egress, pkt)
-		case policy.StageForward:
-			d = s.pol.Forward(inB.Filter, outB.Filter, p.Mark&m.Accepted != 0, pkt)
-		}
 		if d.Verdict == policy.Drop && e.opt.Deny != nil {
 			e.opt.Deny.Add(st, pkt, DenyEntry{Gen: s.gen, Stage: st, Reason: d.Reason, Tier: d.Tier, Policy: d.Policy, Rule: d.Rule})
 		}
@@ -189,6 +154,70 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	}
 	w.tsnap, w.td, w.tnote = s, d, note
 	return a, mark
+}
+
+// evaluate decides the decoded packet with snapshot s, without side
+// effects. policed: an endpoint governs the packet at this stage; cached:
+// the deny cache answered (d is its drop).
+func (w *worker) evaluate(s *snapshot, p *Packet, pkt *classify.Packet) (d policy.Decision, policed, cached bool) {
+	e := w.e
+	st := w.stage
+	m := e.marks
+	inB, outB := s.bind(p.InIf), s.bind(p.OutIf)
+	d = policy.Decision{Verdict: policy.None, Reason: policy.ReasonNotPoliced, Endpoint: policy.NoEndpoint,
+		Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+	ep := policy.NoEndpoint
+	switch st {
+	case policy.StageUntracked:
+		if p.Hook == HookOutput {
+			ep = outB.Untracked
+		} else {
+			ep = inB.Untracked
+		}
+	case policy.StagePreDNAT:
+		ep = inB.PreDNAT
+	case policy.StageInput:
+		ep = inB.Filter
+	case policy.StageOutput:
+		ep = outB.Filter
+	case policy.StageForward:
+		ep = inB.Filter
+		if ep == policy.NoEndpoint {
+			ep = outB.Filter
+		}
+	}
+	switch {
+	case ep == policy.NoEndpoint:
+		// Not policed (the hooks and the interface map disagree for a
+		// moment): hand the packet to the host's rules.
+		return d, false, false
+	case pkt.Class == classify.Malformed:
+		// A policed interface never lets through what it cannot match.
+		return policy.Decision{Verdict: policy.Drop, Reason: policy.ReasonMalformed, Endpoint: ep,
+			Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}, true, false
+	}
+	if e.opt.Deny != nil && p.Mark&m.Recheck == 0 {
+		if de, ok := e.opt.Deny.Lookup(st, pkt); ok && de.Gen == s.gen {
+			return policy.Decision{Verdict: policy.Drop, Reason: de.Reason, Endpoint: ep, Tier: de.Tier, Policy: de.Policy, Rule: de.Rule}, true, true
+		}
+	}
+	switch st {
+	case policy.StageUntracked:
+		dir := policy.Ingress
+		if p.Hook == HookOutput {
+			dir = policy.Egress
+		}
+		d = s.pol.Untracked(ep, dir, pkt)
+	case policy.StagePreDNAT:
+		d = s.pol.PreDNAT(ep, pkt)
+	case policy.StageInput:
+		d = s.pol.Local(ep, policy.Ingress, pkt)
+	case policy.StageOutput:
+		d = s.pol.Local(ep, policy.Egress, pkt)
+	case policy.StageForward:
+		d = s.pol.Forward(inB.Filter, outB.Filter, p.Mark&m.Accepted != 0, pkt)
+	}
+	return d, true, false
 }
 
 // verdictFor maps a stage decision to the kernel verdict and mark (see Marks).
