@@ -51,6 +51,13 @@ fuzz:
 fuzz-short:
 	@bash .ci/fuzz.sh 10s
 
+# Soak (root): mixed traffic while reloading, every verdict checked against
+# the oracle, resources sampled (docs/reliability.md). SOAK=10m by default;
+# `make test` runs it for 60s.
+SOAK ?= 10m
+soak: build
+	NFGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 40m -run '^TestSoak$$' ./test/e2e
+
 clean:
 	rm -rf bin
 

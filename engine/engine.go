@@ -95,7 +95,8 @@ type Stats struct {
 	Dropped    [numStages]atomic.Uint64
 	None       [numStages]atomic.Uint64
 	DenyHits   atomic.Uint64 // drops answered from the deny cache
-	Malformed  atomic.Uint64
+	Malformed  atomic.Uint64 // dropped on a policed interface: not decodable far enough to match
+	Fragments  atomic.Uint64 // non-first fragments evaluated without ports/ICMP (conntrack normally reassembles)
 	Deadline   atomic.Uint64 // failure-mode verdicts given by the watchdog
 	VerdictErr atomic.Uint64 // verdicts the kernel refused
 	Rechecked  atomic.Uint64 // flows marked for re-check by reloads
@@ -104,6 +105,7 @@ type Stats struct {
 	TraceDrops atomic.Uint64
 	Reloads    atomic.Uint64
 	ReloadErrs atomic.Uint64
+	Panics     atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
 	// Verdicts counts decisions by stage, verdict and reason (deny-cache
 	// answers included); Latency/LatencySum time decide (counters.go).
 	Verdicts   [numStages][NumVerdicts][NumReasons]atomic.Uint64
@@ -121,6 +123,7 @@ type StatsView struct {
 	None       map[string]uint64 `json:"none"`
 	DenyHits   uint64            `json:"deny_cache_hits"`
 	Malformed  uint64            `json:"malformed"`
+	Fragments  uint64            `json:"fragments"`
 	Deadline   uint64            `json:"deadline_verdicts"`
 	VerdictErr uint64            `json:"verdict_errors"`
 	Rechecked  uint64            `json:"rechecked"`
@@ -129,6 +132,7 @@ type StatsView struct {
 	TraceDrops uint64            `json:"trace_drops"`
 	Reloads    uint64            `json:"reloads"`
 	ReloadErrs uint64            `json:"reload_errors"`
+	Panics     uint64            `json:"panics"`
 }
 
 // New checks the runtime settings and returns an engine with no policy yet.
@@ -203,6 +207,7 @@ func (e *Engine) Snapshot() StatsView {
 	}
 	v.DenyHits = s.DenyHits.Load()
 	v.Malformed = s.Malformed.Load()
+	v.Fragments = s.Fragments.Load()
 	v.Deadline = s.Deadline.Load()
 	v.VerdictErr = s.VerdictErr.Load()
 	v.Rechecked = s.Rechecked.Load()
@@ -211,6 +216,7 @@ func (e *Engine) Snapshot() StatsView {
 	v.TraceDrops = s.TraceDrops.Load()
 	v.Reloads = s.Reloads.Load()
 	v.ReloadErrs = s.ReloadErrs.Load()
+	v.Panics = s.Panics.Load()
 	return v
 }
 
@@ -246,6 +252,21 @@ func (e *Engine) build(l *Loaded, gen uint64) *snapshot {
 	return s
 }
 
+// waitWorkers waits, at most max, until every worker that was handling a
+// packet has answered it.
+func (e *Engine) waitWorkers(max time.Duration) {
+	e.wmu.Lock()
+	ws := e.workers
+	e.wmu.Unlock()
+	end := time.Now().Add(max)
+	for _, w := range ws {
+		b := w.phase.Load()
+		for b&1 == 1 && w.phase.Load() == b && time.Now().Before(end) {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
 // ReloadResult reports one Swap.
 type ReloadResult struct {
 	Gen       uint64
@@ -268,6 +289,11 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 	e.cur.Store(s)
 	res := ReloadResult{Gen: s.gen}
 	if old != nil {
+		// Packets being decided right now may have used the old policy;
+		// their flows are not in the conntrack table until answered, so
+		// the re-check below would miss them. Wait for those answers
+		// (a worker that sees the swap decides again with the new policy).
+		e.waitWorkers(2 * e.rt.Deadline)
 		if e.opt.Deny != nil {
 			e.opt.Deny.Purge()
 		}
@@ -430,11 +456,14 @@ func (e *Engine) CheckDeadlines() {
 		if tag == 0 || now-w.start.Load() < int64(e.rt.Deadline) {
 			continue
 		}
+		// Read the mark before claiming the packet: once the claim
+		// succeeds the worker may move on and store the next packet's.
+		pm := w.mark.Load()
 		if !w.inflight.CompareAndSwap(tag, 0) {
 			continue
 		}
 		id := uint32(tag)
-		a, mark := e.failVerdict(w.mark.Load())
+		a, mark := e.failVerdict(pm)
 		e.stats.Deadline.Add(1)
 		if err := w.q.SetVerdict(id, a, mark); err != nil {
 			e.stats.VerdictErr.Add(1)

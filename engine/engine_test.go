@@ -47,12 +47,12 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 func bindByName(ifc policy.Interface) policy.Binding {
-	b := policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: policy.NoEndpoint}
+	b := policy.NoBinding()
 	switch ifc.Name {
 	case "eth0":
-		b.Filter, b.PreDNAT = 0, 0
+		b.Filter, b.ForwardIn, b.PreDNAT = 0, 0, 0
 	case "eth1", "eth7":
-		b.Filter = 1
+		b.Filter, b.ForwardIn = 1, 1
 	}
 	return b
 }
@@ -432,7 +432,7 @@ func TestRenderPlan(t *testing.T) {
 		FailsafeOut: []policy.ProtoPort{{Protocol: 17, Port: 53}},
 		Filter:      engine.Dispatch{Names: []string{"eth0", "eth1"}}}
 	rs := engine.Render(p, 4)
-	text := engine.RestoreText(rs, map[string]bool{"filter/INPUT/NFGATE-INPUT": true})
+	text := engine.RestoreText(rs, map[string]int{"filter/INPUT/NFGATE-INPUT": 1})
 	for _, want := range []string{
 		"-A NFGATE-INPUT -i eth0 -g NFGATE-IN",
 		"-A NFGATE-FORWARD -o eth1 -g NFGATE-FWD",
@@ -476,7 +476,8 @@ func TestPlanDispatch(t *testing.T) {
 		t.Errorf("named: unt=%+v pre=%+v filt=%+v", unt, pre, filt)
 	}
 	star := &enginetest.Policy{BindFn: func(ifc policy.Interface) policy.Binding {
-		b := policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: 0}
+		b := policy.NoBinding()
+		b.Filter, b.ForwardIn = 0, 0
 		if strings.HasPrefix(ifc.Name, "cali") {
 			b.Filter, b.Workload = policy.NoEndpoint, true
 		}

@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/nfgate/nfgate/policy"
+
 // HandlerForTest registers a worker for q (as Run would) and returns its
 // per-packet handler.
 func (e *Engine) HandlerForTest(q Queue) func(*Packet) {
@@ -21,3 +23,8 @@ func (e *Engine) CutsForTest() []FlowTuple {
 }
 
 var VerdictFor = verdictFor
+
+// FailVerdictForTest is the watchdog's failure-mode verdict for a packet of stage st.
+func (e *Engine) FailVerdictForTest(st policy.Stage, mark uint32) (Action, uint32) {
+	return e.failVerdict(mark)
+}

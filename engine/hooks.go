@@ -267,9 +267,17 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			out.Rules = append(out.Rules, "-m connmark ! --mark 0x0/"+persist+" "+restore)
 		}
 		if !p.PreDNAT.Empty() {
+			// NONE without a decision (the fail-open watchdog's answer):
+			// back to the host's rules, not into the queue again, and the
+			// bit must not reach filter INPUT/FORWARD, where it means NONE.
+			pre.Rules = append(pre.Rules, passRule)
 			pre.Rules = append(pre.Rules, dispatch(p.PreDNAT, "-i", "NFGATE-PRE")...)
 			prec.Rules = append(prec.Rules, ct[:3]...)
-			prec.Rules = append(prec.Rules, markIs(m.Accepted, m.Accepted)+" -j ACCEPT")
+			// An untracked Allow (Accepted without PreDone) skips preDNAT.
+			// A preDNAT Allow (both bits) must reach the save rule below,
+			// or the flow's later packets are queued again and a reload
+			// never re-checks it.
+			prec.Rules = append(prec.Rules, markIs(m.Accepted, m.Accepted|m.PreDone)+" -j ACCEPT")
 			prec.Rules = append(prec.Rules, ct[3:]...)
 			prec.Rules = append(prec.Rules, fsIn...)
 			prec.Rules = append(prec.Rules,
@@ -283,7 +291,7 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 				"-m conntrack ! --ctstate DNAT -j RETURN",
 				"-m addrtype ! --src-type LOCAL -j RETURN")
 			post.Rules = append(post.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, false, save, queue(policy.StageOutput))
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, "", save, queue(policy.StageOutput))
 		}
 		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, passChain, prec, outc}, Jumps: OwnedJumps["mangle"]})
 	}
@@ -299,18 +307,16 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 		if !p.Filter.Empty() {
 			in.Rules = append(in.Rules, passRule)
 			in.Rules = append(in.Rules, dispatch(p.Filter, "-i", "NFGATE-IN")...)
-			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, p.Reject, save, queue(policy.StageInput))
+			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, rejectTarget(p.Reject), save, queue(policy.StageInput))
 
 			out.Rules = append(out.Rules, passRule, "-m conntrack --ctstate DNAT -j RETURN")
 			out.Rules = append(out.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, p.Reject, save, queue(policy.StageOutput))
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, rejectTarget(p.Reject), save, queue(policy.StageOutput))
 
 			fwd.Rules = append(fwd.Rules, passRule)
 			fwd.Rules = append(fwd.Rules, dispatchForward(p.Filter, "NFGATE-FWD")...)
 			fwdc.Rules = append(fwdc.Rules, ct...)
-			if p.Reject {
-				fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j REJECT")
-			}
+			fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j "+rejectTarget(p.Reject))
 			fwdc.Rules = append(fwdc.Rules,
 				markIs(m.FwdDone(), m.FwdDone())+" "+save,
 				markIs(m.FwdDone()|m.FwdAccept(), m.FwdDone()|m.FwdAccept())+" -j ACCEPT",
@@ -322,13 +328,26 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 	return &rs
 }
 
-// localChain is the policed chain of the input or output stage.
-func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject bool, save, queue string) []string {
+// rejectTarget is what a filter chain does with a packet whose verdict
+// carries the Reject bit. The rule exists whatever the deny action: around a
+// reload that switches REJECT to DROP, a packet decided under the old policy
+// may come back with the bit to rules rendered for the new one, and without
+// the rule it would be taken for accepted (done bit) and saved as such.
+func rejectTarget(reject bool) string {
+	if reject {
+		return "REJECT"
+	}
+	return "DROP"
+}
+
+// localChain is the policed chain of the input or output stage. reject is
+// the target for the Reject bit ("" in mangle, where denies never carry it).
+func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject string, save, queue string) []string {
 	r := []string{markIs(m.Accepted, m.Accepted) + " -j ACCEPT"}
 	r = append(r, ct...)
 	r = append(r, failsafe...)
-	if reject {
-		r = append(r, markIs(done|m.Reject, done|m.Reject)+" -j REJECT")
+	if reject != "" {
+		r = append(r, markIs(done|m.Reject, done|m.Reject)+" -j "+reject)
 	}
 	r = append(r,
 		markIs(done, done)+" "+save,
@@ -412,10 +431,11 @@ func failsafeRules(list []policy.ProtoPort, family uint8, out, reply bool) []str
 }
 
 // RestoreText renders a ruleset as iptables-restore --noflush input. Every
-// owned chain is declared (which flushes it) and refilled; present lists
-// which jump rules already exist ("table/BUILTIN/TARGET"): only missing ones
-// are inserted, at the top of the built-in chain.
-func RestoreText(rs *Ruleset, present map[string]bool) string {
+// owned chain is declared (which flushes it) and refilled; present counts
+// the jump rules that already exist ("table/BUILTIN/TARGET"): missing ones
+// are inserted at the top of the built-in chain, duplicates (two daemons
+// starting at once, a hand-made copy) are deleted down to one.
+func RestoreText(rs *Ruleset, present map[string]int) string {
 	var b strings.Builder
 	for _, t := range rs.Tables {
 		fmt.Fprintf(&b, "*%s\n", t.Name)
@@ -428,8 +448,12 @@ func RestoreText(rs *Ruleset, present map[string]bool) string {
 			}
 		}
 		for _, j := range t.Jumps {
-			if !present[t.Name+"/"+j.Builtin+"/"+j.Target] {
+			n := present[t.Name+"/"+j.Builtin+"/"+j.Target]
+			if n == 0 {
 				fmt.Fprintf(&b, "-I %s 1 -j %s\n", j.Builtin, j.Target)
+			}
+			for ; n > 1; n-- {
+				fmt.Fprintf(&b, "-D %s -j %s\n", j.Builtin, j.Target)
 			}
 		}
 		b.WriteString("COMMIT\n")
@@ -438,8 +462,9 @@ func RestoreText(rs *Ruleset, present map[string]bool) string {
 }
 
 // CleanupText renders an iptables-restore --noflush transaction removing
-// everything nfgate owns: the jump rules present, then its chains.
-func CleanupText(present map[string]bool, chains map[string]map[string]bool) string {
+// everything nfgate owns: every copy of its jump rules (a chain still
+// referenced cannot be deleted), then its chains.
+func CleanupText(present map[string]int, chains map[string]map[string]bool) string {
 	var b strings.Builder
 	for _, t := range TableOrder {
 		if len(chains[t]) == 0 {
@@ -447,7 +472,7 @@ func CleanupText(present map[string]bool, chains map[string]map[string]bool) str
 		}
 		fmt.Fprintf(&b, "*%s\n", t)
 		for _, j := range OwnedJumps[t] {
-			if present[t+"/"+j.Builtin+"/"+j.Target] {
+			for n := present[t+"/"+j.Builtin+"/"+j.Target]; n > 0; n-- {
 				fmt.Fprintf(&b, "-D %s -j %s\n", j.Builtin, j.Target)
 			}
 		}

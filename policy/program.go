@@ -118,5 +118,11 @@ type Binding struct {
 	ForwardIn EndpointID
 }
 
+// NoBinding is the binding of an interface no endpoint governs. Use it
+// rather than a Binding literal: the zero EndpointID is the first endpoint.
+func NoBinding() Binding {
+	return Binding{Untracked: NoEndpoint, PreDNAT: NoEndpoint, Filter: NoEndpoint, ForwardIn: NoEndpoint}
+}
+
 // Dir is a traffic direction relative to an endpoint.
 type Dir = PolicyType

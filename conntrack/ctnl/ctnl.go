@@ -45,34 +45,42 @@ func Dial() (*Conn, error) {
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
 
-// Remark rewrites the mark of every flow whose mark has any bit of owned:
-// mark = mark &^ clear | set. It returns how many flows it changed; flows
-// that vanished meanwhile are skipped.
+// Remark rewrites the mark of every flow whose mark has any bit of
+// owned&clear: mark = mark &^ clear | set. It returns how many flows it
+// changed; flows that vanished meanwhile are skipped.
+//
+// The kernel filters the dumps (one per bit, by mark and mask), so only
+// flows carrying those bits cross to userspace: a reload on a gateway whose
+// table holds a million flows nfgate never decided costs nothing for them
+// (an unfiltered dump held the whole table in memory at once). A flow
+// carrying several bits is changed by the first dump that returns it and
+// no longer matches the later ones.
 func (c *Conn) Remark(owned, clear, set uint32) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	flows, err := c.c.Dump(nil)
-	if err != nil {
-		return 0, fmt.Errorf("ctnl: dump: %w", err)
-	}
 	n := 0
 	var errs []error
-	for _, f := range flows {
-		if f.Mark&owned == 0 {
-			continue
+	for bits := owned & clear; bits != 0; bits &= bits - 1 {
+		b := bits & -bits
+		flows, err := c.c.DumpFilter(ct.NewFilter().Mark(b).MarkMask(b), nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ctnl: dump: %w", err))
+			break
 		}
-		nm := f.Mark&^clear | set
-		if nm == f.Mark {
-			continue
-		}
-		u := ct.Flow{TupleOrig: f.TupleOrig, Mark: nm, Zone: f.Zone}
-		if err := c.c.Update(u); err != nil {
-			if !errors.Is(err, unix.ENOENT) && len(errs) < 5 {
-				errs = append(errs, err)
+		for _, f := range flows {
+			nm := f.Mark&^clear | set
+			if f.Mark&b == 0 || nm == f.Mark {
+				continue
 			}
-			continue
+			u := ct.Flow{TupleOrig: f.TupleOrig, Mark: nm, Zone: f.Zone}
+			if err := c.c.Update(u); err != nil {
+				if !errors.Is(err, unix.ENOENT) && len(errs) < 5 {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			n++
 		}
-		n++
 	}
 	return n, errors.Join(errs...)
 }

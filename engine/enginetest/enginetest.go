@@ -261,7 +261,7 @@ func (p *Policy) Bind(ifc policy.Interface) policy.Binding {
 	if p.BindFn != nil {
 		return p.BindFn(ifc)
 	}
-	return policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: policy.NoEndpoint}
+	return policy.NoBinding()
 }
 
 func (p *Policy) Untracked(ep policy.EndpointID, dir policy.Dir, pkt *classify.Packet) policy.Decision {

@@ -113,7 +113,7 @@ func detect() string {
 // state is what a save shows of nfgate: jump rules present
 // ("table/BUILTIN/TARGET"), owned chains per table and their rule counts.
 type state struct {
-	jumps  map[string]bool
+	jumps  map[string]int // copies of each jump rule
 	chains map[string]map[string]bool
 	rules  map[string]int // "table/CHAIN" -> rule count
 }
@@ -130,7 +130,7 @@ func (f family) read() (*state, error) {
 }
 
 func parseSave(out []byte) *state {
-	st := &state{jumps: map[string]bool{}, chains: map[string]map[string]bool{}, rules: map[string]int{}}
+	st := &state{jumps: map[string]int{}, chains: map[string]map[string]bool{}, rules: map[string]int{}}
 	table := ""
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
@@ -152,7 +152,7 @@ func parseSave(out []byte) *state {
 			}
 			st.rules[table+"/"+fs[1]]++
 			if len(fs) == 4 && fs[2] == "-j" && strings.HasPrefix(fs[3], engine.ChainPrefix) {
-				st.jumps[table+"/"+fs[1]+"/"+fs[3]] = true
+				st.jumps[table+"/"+fs[1]+"/"+fs[3]]++
 			}
 		}
 	}
@@ -209,8 +209,8 @@ func (f family) verify(rs *engine.Ruleset) error {
 			}
 		}
 		for _, j := range t.Jumps {
-			if !st.jumps[t.Name+"/"+j.Builtin+"/"+j.Target] {
-				return fmt.Errorf("verify: jump %s %s -> %s missing", t.Name, j.Builtin, j.Target)
+			if n := st.jumps[t.Name+"/"+j.Builtin+"/"+j.Target]; n != 1 {
+				return fmt.Errorf("verify: jump %s %s -> %s present %d times, want once", t.Name, j.Builtin, j.Target, n)
 			}
 		}
 	}

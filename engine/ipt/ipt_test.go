@@ -26,7 +26,7 @@ COMMIT
 
 func TestParseSaveFindsOnlyOwnedThings(t *testing.T) {
 	st := parseSave([]byte(saved))
-	if !st.jumps["filter/FORWARD/NFGATE-FORWARD"] || len(st.jumps) != 1 {
+	if st.jumps["filter/FORWARD/NFGATE-FORWARD"] != 1 || len(st.jumps) != 1 {
 		t.Errorf("jumps %v", st.jumps)
 	}
 	if !st.chains["filter"]["NFGATE-FWD"] || st.chains["filter"]["host-rules"] || len(st.chains["filter"]) != 2 {
@@ -43,5 +43,25 @@ func TestParseSaveFindsOnlyOwnedThings(t *testing.T) {
 	}
 	if strings.Contains(text, "host-rules") || strings.Contains(text, "eth9") || strings.Contains(text, "INPUT") {
 		t.Errorf("cleanup touches rules nfgate does not own:\n%s", text)
+	}
+}
+
+// Two copies of a jump rule (two daemons starting at once, a hand-made
+// copy): cleanup deletes both (else the chain cannot be deleted and the
+// whole transaction fails), and an install converges to one.
+func TestDuplicateJumps(t *testing.T) {
+	dup := strings.Replace(saved, "-A FORWARD -j NFGATE-FORWARD\n", "-A FORWARD -j NFGATE-FORWARD\n-A FORWARD -j NFGATE-FORWARD\n", 1)
+	st := parseSave([]byte(dup))
+	if n := st.jumps["filter/FORWARD/NFGATE-FORWARD"]; n != 2 {
+		t.Fatalf("parsed %d copies of the jump, want 2", n)
+	}
+	if n := strings.Count(engine.CleanupText(st.jumps, st.chains), "-D FORWARD -j NFGATE-FORWARD\n"); n != 2 {
+		t.Errorf("cleanup deletes %d copies, want 2", n)
+	}
+	m, _ := engine.NewMarks(0x00ff0000)
+	rs := engine.Render(&engine.HookPlan{Marks: m, Queues: 1, Filter: engine.Dispatch{Names: []string{"eth0"}}}, 4)
+	text := engine.RestoreText(rs, st.jumps)
+	if strings.Count(text, "-D FORWARD -j NFGATE-FORWARD\n") != 1 || strings.Contains(text, "-I FORWARD") {
+		t.Errorf("install with two copies present should delete one and insert none:\n%s", text)
 	}
 }

@@ -87,45 +87,5 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// Daemon killed: closed mode drops new flows and keeps established ones,
-// failsafe SSH keeps working; a restart enforces again. Open mode lets
-// traffic through while the daemon is dead.
-func TestDaemonKilled(t *testing.T) {
-	t.Parallel()
-	t.Run("closed", func(t *testing.T) {
-		t.Parallel()
-		lab := netlab.NewGateway(t)
-		netlab.EchoServer(lab.Listen(netlab.Maint, "tcp", ":22"))
-		netlab.EchoServer(lab.Listen(netlab.GW, "tcp", ":22"))
-		d := startDaemon(t, lab, fmt.Sprintf(maintTwoPorts, "22"), "")
-		c := checker{t}
-		ssh := dialEstablished(t, lab, netlab.MaintIP+":22")
-		d.Kill()
-		c.is("killed: established SSH flow keeps working", netlab.Roundtrip(ssh, "z", 2*time.Second), true)
-		c.is("killed: new SSH flow client->maint:22", lab.TCPWorks(netlab.Client, netlab.MaintIP+":22", shortWait), false)
-		c.is("killed: failsafe SSH maint->gw:22", lab.TCPWorks(netlab.Maint, netlab.GWMaint+":22", 2*time.Second), true)
-		out, _ := lab.Exec(netlab.GW, "iptables-save", "-t", "filter")
-		c.is("killed: nfgate's rules stay in place", strings.Contains(out, "NFGATE-FWD"), true)
-		d.start()
-		c.is("restarted: new SSH flow client->maint:22", lab.TCPWorks(netlab.Client, netlab.MaintIP+":22", 2*time.Second), true)
-		c.is("restarted: established SSH flow still works", netlab.Roundtrip(ssh, "w", 2*time.Second), true)
-		out, _ = lab.Exec(netlab.GW, "iptables-save", "-t", "filter")
-		c.is("restarted: one jump rule, not two", strings.Count(out, "-A FORWARD -j NFGATE-FORWARD") == 1, true)
-		lab.MustNS(netlab.GW, nfgateBin, "cleanup")
-		out, _ = lab.Exec(netlab.GW, "iptables-save")
-		c.is("`nfgate cleanup` removes every NFGATE rule", !strings.Contains(out, "NFGATE"), true)
-	})
-	t.Run("open", func(t *testing.T) {
-		t.Parallel()
-		lab := netlab.NewGateway(t)
-		for _, p := range []string{"22", "80"} {
-			netlab.EchoServer(lab.Listen(netlab.Maint, "tcp", ":"+p))
-		}
-		d := startDaemon(t, lab, fmt.Sprintf(maintTwoPorts, "22"), `failureMode = "open"`)
-		c := checker{t}
-		c.is("running: TCP/80 denied", lab.TCPWorks(netlab.Client, netlab.MaintIP+":80", shortWait), false)
-		d.Kill()
-		c.is("killed, open: new SSH flow", lab.TCPWorks(netlab.Client, netlab.MaintIP+":22", 2*time.Second), true)
-		c.is("killed, open: new TCP/80 flow passes (no verdict, queue bypassed)", lab.TCPWorks(netlab.Client, netlab.MaintIP+":80", 2*time.Second), true)
-	})
-}
+// The daemon-killed cells (closed and open, restart, cleanup) are part of
+// TestFailureMatrix (failmatrix_test.go).

@@ -46,9 +46,9 @@ func TestKernelMachinery(t *testing.T) {
 	}
 	pol := &enginetest.Policy{
 		BindFn: func(ifc policy.Interface) policy.Binding {
-			b := policy.Binding{Untracked: policy.NoEndpoint, PreDNAT: policy.NoEndpoint, Filter: policy.NoEndpoint}
+			b := policy.NoBinding()
 			if ifc.Name == "maint0" {
-				b.Filter = 0
+				b.Filter, b.ForwardIn = 0, 0
 			}
 			return b
 		},
