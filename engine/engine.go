@@ -271,6 +271,9 @@ func (e *Engine) waitWorkers(max time.Duration) {
 type ReloadResult struct {
 	Gen       uint64
 	Rechecked int
+	// Where the swap's time went: deriving and installing the hooks, waiting
+	// for in-flight answers, and marking existing flows for re-check.
+	Hooks, Wait, Recheck time.Duration
 }
 
 // Swap makes l the live policy: it derives and installs the hooks, swaps
@@ -281,22 +284,26 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.cur.Load()
+	t0 := time.Now()
 	s := e.build(l, e.gen+1)
 	if err := e.opt.Hooks.Apply(s.plan); err != nil {
 		return ReloadResult{}, fmt.Errorf("engine: installing hooks: %w", err)
 	}
 	e.gen++
 	e.cur.Store(s)
-	res := ReloadResult{Gen: s.gen}
+	res := ReloadResult{Gen: s.gen, Hooks: time.Since(t0)}
 	if old != nil {
 		// Packets being decided right now may have used the old policy;
 		// their flows are not in the conntrack table until answered, so
 		// the re-check below would miss them. Wait for those answers
 		// (a worker that sees the swap decides again with the new policy).
+		t1 := time.Now()
 		e.waitWorkers(2 * e.rt.Deadline)
+		res.Wait = time.Since(t1)
 		if e.opt.Deny != nil {
 			e.opt.Deny.Purge()
 		}
+		t2 := time.Now()
 		if e.opt.Conntrack != nil {
 			m := e.marks
 			n, err := e.opt.Conntrack.Recheck(m.Persist(), m.Persist(), m.Recheck)
@@ -306,6 +313,7 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 				e.log.Warn("re-check of existing flows incomplete", "err", err, "rechecked", n)
 			}
 		}
+		res.Recheck = time.Since(t2)
 	}
 	return res, nil
 }
@@ -331,7 +339,8 @@ func (e *Engine) Reload(l *Loaded, errs []string, files []string) (ReloadResult,
 		e.log.Error("reload failed, previous policy stays live", "gen", gen, "errors", errs)
 	} else {
 		e.stats.Reloads.Add(1)
-		e.log.Info("policy live", "gen", gen, "hash", hash, "rechecked", res.Rechecked)
+		e.log.Info("policy live", "gen", gen, "hash", hash, "rechecked", res.Rechecked,
+			"hooks", res.Hooks.Round(time.Microsecond), "wait", res.Wait.Round(time.Microsecond), "recheck", res.Recheck.Round(time.Microsecond))
 	}
 	if e.opt.Tracer != nil {
 		e.opt.Tracer.Reload(ev)
