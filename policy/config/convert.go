@@ -22,11 +22,11 @@ type conv struct {
 }
 
 func (c *conv) errf(n *node, format string, args ...any) {
-	c.d.add(false, n.where(), c.res, n.path, format, args...)
+	c.d.add(false, n.where(), c.res, n.fpath(), format, args...)
 }
 
 func (c *conv) warnf(n *node, format string, args ...any) {
-	c.d.add(true, n.where(), c.res, n.path, format, args...)
+	c.d.add(true, n.where(), c.res, n.fpath(), format, args...)
 }
 
 // where is the position to report for n: a scalar's own position, but the
@@ -54,7 +54,7 @@ func (c *conv) fields(n *node, allowed []string, unsupported map[string]string) 
 		}
 		v := n.m[k]
 		if why, ok := unsupported[k]; ok {
-			c.d.add(false, v.kpos, c.res, v.path, "field %q is not supported by nfgate: %s", k, why)
+			c.d.add(false, v.kpos, c.res, v.fpath(), "field %q is not supported by nfgate: %s", k, why)
 			continue
 		}
 		msg := fmt.Sprintf("unknown field %q", k)
@@ -64,7 +64,7 @@ func (c *conv) fields(n *node, allowed []string, unsupported map[string]string) 
 				break
 			}
 		}
-		c.d.add(false, v.kpos, c.res, v.path, "%s", msg)
+		c.d.add(false, v.kpos, c.res, v.fpath(), "%s", msg)
 	}
 	return true
 }
@@ -167,7 +167,7 @@ func (c *conv) labels(n *node) map[string]string {
 	for _, k := range n.keys {
 		v := n.m[k]
 		if msg := labelKeyProblem(k); msg != "" {
-			c.d.add(false, v.kpos, c.res, v.path, "invalid label key %q: %s", k, msg)
+			c.d.add(false, v.kpos, c.res, v.fpath(), "invalid label key %q: %s", k, msg)
 		}
 		if v.kind != kString {
 			c.errf(v, "label values must be strings, not %s (quote it)", v.kind)

@@ -160,7 +160,7 @@ func (l *loader) file(name string, from *node, main bool) {
 	}
 	at := func(format string, args ...any) {
 		if from != nil {
-			l.d.add(false, from.pos, "", from.path, format, args...)
+			l.d.add(false, from.pos, "", from.fpath(), format, args...)
 		} else {
 			l.d.add(false, policy.Pos{File: clean}, "", "", format, args...)
 		}

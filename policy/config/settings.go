@@ -50,7 +50,7 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 	} else if ok {
 		c.errf(gw.get("nodeName"), "nodeName must not be empty")
 	} else if !isSet(gw.get("nodeName")) {
-		c.d.add(false, gw.pos, "", joinPath(gw.path, "nodeName"), "nodeName must be specified")
+		c.d.add(false, gw.pos, "", joinPath(gw.fpath(), "nodeName"), "nodeName must be specified")
 	}
 
 	var layers []felixIn
@@ -84,9 +84,9 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 			}
 			v := f.spec.m[k]
 			if felixSemantic[k] {
-				c.d.add(true, v.kpos, c.res, v.path, "FelixConfiguration field %q changes Calico's behaviour but nfgate does not implement it; ignored", k)
+				c.d.add(true, v.kpos, c.res, v.fpath(), "FelixConfiguration field %q changes Calico's behaviour but nfgate does not implement it; ignored", k)
 			} else {
-				c.d.add(true, v.kpos, c.res, v.path, "FelixConfiguration field %q has no meaning for nfgate; ignored", k)
+				c.d.add(true, v.kpos, c.res, v.fpath(), "FelixConfiguration field %q has no meaning for nfgate; ignored", k)
 			}
 		}
 	}

@@ -50,7 +50,24 @@ type node struct {
 	list []*node
 	pos  policy.Pos // the value (YAML) or the key/header (TOML)
 	kpos policy.Pos // the key naming this node, when it has one
-	path string     // field path, relative to the resource or document
+	// The field path, relative to the resource or document, is built only
+	// when a diagnostic needs it (fpath): from the parent up and this
+	// node's key or index in it, or, at a root (up == nil), path.
+	up   *node
+	key  string // the key naming this node in up, a table
+	idx  int    // this node's index in up, a list
+	path string // a root's path
+}
+
+// fpath returns n's field path.
+func (n *node) fpath() string {
+	if n.up == nil {
+		return n.path
+	}
+	if n.up.kind == kList {
+		return n.up.fpath() + "[" + strconv.Itoa(n.idx) + "]"
+	}
+	return joinPath(n.up.fpath(), n.key)
 }
 
 func (n *node) get(k string) *node {
@@ -60,15 +77,9 @@ func (n *node) get(k string) *node {
 	return n.m[k]
 }
 
-// setPaths assigns field paths to n's subtree, n itself being base.
+// setPaths makes n's field path base, and its subtree's paths relative to it.
 func setPaths(n *node, base string) {
-	n.path = base
-	for _, k := range n.keys {
-		setPaths(n.m[k], joinPath(base, k))
-	}
-	for i, c := range n.list {
-		setPaths(c, fmt.Sprintf("%s[%d]", base, i))
-	}
+	n.up, n.path = nil, base
 }
 
 func joinPath(base, k string) string {
@@ -175,17 +186,19 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 				return nil, err
 			}
 			c.kpos = policy.Pos{File: b.file, Line: k.Line, Col: k.Column}
+			c.up, c.key = n, k.Value
 			n.keys = append(n.keys, k.Value)
 			n.m[k.Value] = c
 		}
 	case yaml.SequenceNode:
 		n.kind = kList
-		for _, e := range y.Content {
+		for i, e := range y.Content {
 			c, err := b.build(e, depth+1)
 			if err != nil {
 				return nil, err
 			}
 			c.kpos = c.pos
+			c.up, c.idx = n, i
 			n.list = append(n.list, c)
 		}
 	case yaml.ScalarNode:
@@ -270,6 +283,7 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 			if err != nil {
 				return nil, err
 			}
+			c.up, c.key = n, k
 			n.m[k] = c
 			n.keys = append(n.keys, k)
 		}
@@ -290,6 +304,7 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 			if err != nil {
 				return nil, err
 			}
+			c.up, c.idx = n, i
 			n.list = append(n.list, c)
 		}
 	case []any:
@@ -299,6 +314,7 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 			if err != nil {
 				return nil, err
 			}
+			c.up, c.idx = n, i
 			n.list = append(n.list, c)
 		}
 	case time.Time, toml.Primitive:
