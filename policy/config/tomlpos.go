@@ -1,9 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strconv"
-)
+import "strconv"
 
 // scanTOMLPositions maps every key path of an (already syntax-checked) TOML
 // document to the line and column where it is written. Paths have the form
@@ -13,7 +10,7 @@ import (
 // it does not understand it stops, and the tree falls back to the nearest
 // known ancestor's position.
 func scanTOMLPositions(src []byte) map[string][2]int {
-	s := &tomlScanner{src: src, line: 1, col: 1, idx: map[string][2]int{}, arr: map[string]int{}}
+	s := &tomlScanner{src: src, line: 1, col: 1, idx: map[string][2]int{}, arr: map[string]*int{}}
 	s.run()
 	return s.idx
 }
@@ -23,7 +20,12 @@ type tomlScanner struct {
 	i         int
 	line, col int
 	idx       map[string][2]int
-	arr       map[string]int // array-of-tables path -> elements seen
+	arr       map[string]*int // array-of-tables path -> elements seen
+	// path is the key path being scanned: the scanner appends to it and
+	// truncates it again, so only paths new to idx allocate.
+	path  []byte
+	table []byte   // the current table's path
+	segs  [][]byte // key's result, reused
 }
 
 func (s *tomlScanner) eof() bool { return s.i >= len(s.src) }
@@ -51,10 +53,26 @@ func (s *tomlScanner) adv() {
 
 func (s *tomlScanner) here() [2]int { return [2]int{s.line, s.col} }
 
-func (s *tomlScanner) mark(path string, p [2]int) {
-	if _, ok := s.idx[path]; !ok {
-		s.idx[path] = p
+// mark records p as the position of s.path unless it has one.
+func (s *tomlScanner) mark(p [2]int) {
+	if _, ok := s.idx[string(s.path)]; !ok {
+		s.idx[string(s.path)] = p
 	}
+}
+
+// push appends key segment seg to s.path (joinPath's rule: no dot at the root).
+func (s *tomlScanner) push(seg []byte) {
+	if len(s.path) > 0 {
+		s.path = append(s.path, '.')
+	}
+	s.path = append(s.path, seg...)
+}
+
+// pushIndex appends element i to s.path.
+func (s *tomlScanner) pushIndex(i int) {
+	s.path = append(s.path, '[')
+	s.path = strconv.AppendInt(s.path, int64(i), 10)
+	s.path = append(s.path, ']')
 }
 
 func (s *tomlScanner) skipWS() {
@@ -84,7 +102,6 @@ func (s *tomlScanner) skipComment() {
 }
 
 func (s *tomlScanner) run() {
-	table := ""
 	for !s.eof() {
 		start := s.i
 		s.skipWS()
@@ -94,9 +111,11 @@ func (s *tomlScanner) run() {
 		case '#':
 			s.skipComment()
 		case '[':
-			table = s.header()
+			s.header()
+			s.table = append(s.table[:0], s.path...)
 		default:
-			s.keyval(table, 0)
+			s.path = append(s.path[:0], s.table...)
+			s.keyval(0)
 			s.skipWS()
 			if s.peek(0) == '#' {
 				s.skipComment()
@@ -108,8 +127,8 @@ func (s *tomlScanner) run() {
 	}
 }
 
-// header parses [a.b] or [[a.b]] and returns the resolved table path.
-func (s *tomlScanner) header() string {
+// header parses [a.b] or [[a.b]] and leaves the resolved table path in s.path.
+func (s *tomlScanner) header() {
 	p := s.here()
 	isArr := s.peek(1) == '['
 	s.adv()
@@ -121,47 +140,52 @@ func (s *tomlScanner) header() string {
 	for n := 0; n < 2 && s.peek(0) == ']'; n++ {
 		s.adv()
 	}
+	s.path = s.path[:0]
 	if len(segs) == 0 {
-		return ""
+		return
 	}
-	path := s.resolve(segs[:len(segs)-1])
-	path = joinPath(path, segs[len(segs)-1])
+	s.resolve(segs[:len(segs)-1])
+	s.push(segs[len(segs)-1])
 	if isArr {
-		n := s.arr[path]
-		s.arr[path] = n + 1
-		s.mark(path, p)
-		path = fmt.Sprintf("%s[%d]", path, n)
-	} else if n, ok := s.arr[path]; ok { // [a] after [[a]] is invalid TOML, but stay sane
-		path = fmt.Sprintf("%s[%d]", path, n-1)
+		cnt, ok := s.arr[string(s.path)]
+		if !ok {
+			cnt = new(int)
+			s.arr[string(s.path)] = cnt
+		}
+		n := *cnt
+		*cnt++
+		s.mark(p)
+		s.pushIndex(n)
+	} else if cnt, ok := s.arr[string(s.path)]; ok { // [a] after [[a]] is invalid TOML, but stay sane
+		s.pushIndex(*cnt - 1)
 	}
-	s.mark(path, p)
-	return path
+	s.mark(p)
 }
 
-// resolve maps header segments to a path, entering the last element of any
-// array of tables on the way (TOML's rule for [a.b] after [[a]]).
-func (s *tomlScanner) resolve(segs []string) string {
-	path := ""
+// resolve appends header segments to s.path, entering the last element of
+// any array of tables on the way (TOML's rule for [a.b] after [[a]]).
+func (s *tomlScanner) resolve(segs [][]byte) {
 	for _, seg := range segs {
-		path = joinPath(path, seg)
-		if n, ok := s.arr[path]; ok && n > 0 {
-			path = fmt.Sprintf("%s[%d]", path, n-1)
+		s.push(seg)
+		if cnt, ok := s.arr[string(s.path)]; ok && *cnt > 0 {
+			s.pushIndex(*cnt - 1)
 		}
 	}
-	return path
 }
 
-// key parses a possibly dotted, possibly quoted key.
-func (s *tomlScanner) key() []string {
-	var segs []string
+// key parses a possibly dotted, possibly quoted key. The segments it returns
+// are valid until the next call.
+func (s *tomlScanner) key() [][]byte {
+	segs := s.segs[:0]
+	defer func() { s.segs = segs[:0] }()
 	for !s.eof() {
 		s.skipWS()
-		var seg string
+		var seg []byte
 		switch c := s.peek(0); {
 		case c == '"':
 			raw := s.str('"')
-			if u, err := strconv.Unquote(raw); err == nil {
-				seg = u
+			if u, err := strconv.Unquote(string(raw)); err == nil {
+				seg = []byte(u)
 			} else if len(raw) >= 2 {
 				seg = raw[1 : len(raw)-1]
 			}
@@ -175,7 +199,7 @@ func (s *tomlScanner) key() []string {
 			for !s.eof() && isBare(s.peek(0)) {
 				s.adv()
 			}
-			seg = string(s.src[st:s.i])
+			seg = s.src[st:s.i]
 		default:
 			return segs
 		}
@@ -194,7 +218,7 @@ func isBare(c byte) bool {
 }
 
 // str consumes a single-line string starting at quote q and returns its raw text.
-func (s *tomlScanner) str(q byte) string {
+func (s *tomlScanner) str(q byte) []byte {
 	st := s.i
 	s.adv()
 	for !s.eof() {
@@ -212,7 +236,7 @@ func (s *tomlScanner) str(q byte) string {
 			break
 		}
 	}
-	return string(s.src[st:s.i])
+	return s.src[st:s.i]
 }
 
 // mlstr consumes a multi-line string, basic or literal.
@@ -239,27 +263,31 @@ func (s *tomlScanner) mlstr(q byte) {
 	}
 }
 
-func (s *tomlScanner) keyval(base string, depth int) {
+// keyval scans key = value in the table whose path is s.path, and leaves
+// s.path as it found it.
+func (s *tomlScanner) keyval(depth int) {
 	p := s.here()
 	segs := s.key()
 	if len(segs) == 0 {
 		return
 	}
-	path := base
+	base := len(s.path)
+	defer func() { s.path = s.path[:base] }()
 	for _, seg := range segs {
-		path = joinPath(path, seg)
+		s.push(seg)
 	}
-	s.mark(path, p)
+	s.mark(p)
 	s.skipWS()
 	if s.peek(0) != '=' {
 		return
 	}
 	s.adv()
 	s.skipWS()
-	s.value(path, depth)
+	s.value(depth)
 }
 
-func (s *tomlScanner) value(path string, depth int) {
+// value scans the value whose path is s.path.
+func (s *tomlScanner) value(depth int) {
 	if depth > maxDepth {
 		return
 	}
@@ -278,10 +306,12 @@ func (s *tomlScanner) value(path string, depth int) {
 				s.adv()
 				return
 			}
-			el := fmt.Sprintf("%s[%d]", path, i)
-			s.mark(el, s.here())
+			base := len(s.path)
+			s.pushIndex(i)
+			s.mark(s.here())
 			st := s.i
-			s.value(el, depth+1)
+			s.value(depth + 1)
+			s.path = s.path[:base]
 			s.skipWSNL()
 			switch s.peek(0) {
 			case ',':
@@ -304,7 +334,7 @@ func (s *tomlScanner) value(path string, depth int) {
 				return
 			}
 			st := s.i
-			s.keyval(path, depth+1)
+			s.keyval(depth + 1)
 			s.skipWS()
 			switch s.peek(0) {
 			case ',':

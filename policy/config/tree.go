@@ -2,13 +2,15 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -248,8 +250,8 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 		}
 		return nil, d
 	}
-	idx := scanTOMLPositions(data)
-	root, err := tomlBuild(m, "", idx, policy.Pos{File: file, Line: 1, Col: 1}, file, 0)
+	tb := &tomlBuilder{idx: scanTOMLPositions(data), file: file}
+	root, err := tb.build(m, policy.Pos{File: file, Line: 1, Col: 1}, 0)
 	if err != nil {
 		return nil, &Diag{File: file, Line: 1, Col: 1, Msg: err.Error()}
 	}
@@ -257,15 +259,26 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 	return root, nil
 }
 
-func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, file string, depth int) (*node, error) {
+// tomlBuilder builds the tree of a decoded TOML document. path holds the
+// key path of the value being built, in scanTOMLPositions's form, and grows
+// and shrinks with the recursion, so looking a position up allocates nothing.
+type tomlBuilder struct {
+	idx  map[string][2]int
+	file string
+	path []byte
+	kids []*node // scratch for sorting a table's keys
+}
+
+func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
 	pos := parent
-	if p, ok := idx[path]; ok {
-		pos = policy.Pos{File: file, Line: p[0], Col: p[1]}
+	if p, ok := tb.idx[string(tb.path)]; ok {
+		pos = policy.Pos{File: tb.file, Line: p[0], Col: p[1]}
 	}
 	n := &node{pos: pos, kpos: pos}
+	base := len(tb.path)
 	switch v := v.(type) {
 	case string:
 		n.kind, n.s = kString, v
@@ -278,44 +291,54 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 	case map[string]any:
 		n.kind = kMap
 		n.m = make(map[string]*node, len(v))
+		n.keys = make([]string, 0, len(v))
 		for k, x := range v {
-			c, err := tomlBuild(x, joinPath(path, k), idx, pos, file, depth+1)
+			if base > 0 {
+				tb.path = append(tb.path, '.')
+			}
+			tb.path = append(tb.path, k...)
+			c, err := tb.build(x, pos, depth+1)
+			tb.path = tb.path[:base]
 			if err != nil {
 				return nil, err
 			}
 			c.up, c.key = n, k
 			n.m[k] = c
-			n.keys = append(n.keys, k)
 		}
-		sort.Slice(n.keys, func(i, j int) bool {
-			a, b := n.m[n.keys[i]].pos, n.m[n.keys[j]].pos
-			if a.Line != b.Line {
-				return a.Line < b.Line
+		// Source order: by position, then by name.
+		kids := tb.kids[:0]
+		for _, c := range n.m {
+			kids = append(kids, c)
+		}
+		slices.SortFunc(kids, func(a, b *node) int {
+			if a.pos.Line != b.pos.Line {
+				return cmp.Compare(a.pos.Line, b.pos.Line)
 			}
-			if a.Col != b.Col {
-				return a.Col < b.Col
+			if a.pos.Col != b.pos.Col {
+				return cmp.Compare(a.pos.Col, b.pos.Col)
 			}
-			return n.keys[i] < n.keys[j]
+			return strings.Compare(a.key, b.key)
 		})
+		for _, c := range kids {
+			n.keys = append(n.keys, c.key)
+		}
+		clear(kids)
+		tb.kids = kids[:0]
 	case []map[string]any:
 		n.kind = kList
+		n.list = make([]*node, 0, len(v))
 		for i, x := range v {
-			c, err := tomlBuild(x, fmt.Sprintf("%s[%d]", path, i), idx, pos, file, depth+1)
-			if err != nil {
+			if err := tb.elem(n, x, i, pos, depth); err != nil {
 				return nil, err
 			}
-			c.up, c.idx = n, i
-			n.list = append(n.list, c)
 		}
 	case []any:
 		n.kind = kList
+		n.list = make([]*node, 0, len(v))
 		for i, x := range v {
-			c, err := tomlBuild(x, fmt.Sprintf("%s[%d]", path, i), idx, pos, file, depth+1)
-			if err != nil {
+			if err := tb.elem(n, x, i, pos, depth); err != nil {
 				return nil, err
 			}
-			c.up, c.idx = n, i
-			n.list = append(n.list, c)
 		}
 	case time.Time, toml.Primitive:
 		n.kind, n.s = kOther, fmt.Sprint(v)
@@ -323,4 +346,20 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 		n.kind, n.s = kOther, fmt.Sprint(v)
 	}
 	return n, nil
+}
+
+// elem builds element i of list n.
+func (tb *tomlBuilder) elem(n *node, x any, i int, pos policy.Pos, depth int) error {
+	base := len(tb.path)
+	tb.path = append(tb.path, '[')
+	tb.path = strconv.AppendInt(tb.path, int64(i), 10)
+	tb.path = append(tb.path, ']')
+	c, err := tb.build(x, pos, depth+1)
+	tb.path = tb.path[:base]
+	if err != nil {
+		return err
+	}
+	c.up, c.idx = n, i
+	n.list = append(n.list, c)
+	return nil
 }
