@@ -48,11 +48,11 @@ func (c *conv) fields(n *node, allowed []string, unsupported map[string]string) 
 		c.errf(n, "expected a table of fields, got %s", n.kind)
 		return false
 	}
-	for _, k := range n.keys {
+	for _, v := range n.kids {
+		k := v.key
 		if slices.Contains(allowed, k) {
 			continue
 		}
-		v := n.m[k]
 		if why, ok := unsupported[k]; ok {
 			c.d.add(false, v.kpos, c.res, v.fpath(), "field %q is not supported by nfgate: %s", k, why)
 			continue
@@ -163,9 +163,9 @@ func (c *conv) labels(n *node) map[string]string {
 		c.errf(n, "labels must be a table of strings, not %s", n.kind)
 		return nil
 	}
-	out := make(map[string]string, len(n.keys))
-	for _, k := range n.keys {
-		v := n.m[k]
+	out := make(map[string]string, len(n.kids))
+	for _, v := range n.kids {
+		k := v.key
 		if msg := labelKeyProblem(k); msg != "" {
 			c.d.add(false, v.kpos, c.res, v.fpath(), "invalid label key %q: %s", k, msg)
 		}

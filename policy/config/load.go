@@ -221,8 +221,8 @@ func (l *loader) tomlFile(name string, data []byte, main bool) {
 		allowed = append(allowed, k)
 	}
 	c.fields(root, allowed, nil)
-	for _, k := range root.keys {
-		v := root.m[k]
+	for _, v := range root.kids {
+		k := v.key
 		switch k {
 		case "gateway", "engine", "datastore":
 			if !main {

@@ -78,11 +78,11 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 			c.errf(f.spec, "expected a table of fields, got %s", f.spec.kind)
 			continue
 		}
-		for _, k := range f.spec.keys {
+		for _, v := range f.spec.kids {
+			k := v.key
 			if containsStr(felixFields, k) {
 				continue
 			}
-			v := f.spec.m[k]
 			if felixSemantic[k] {
 				c.d.add(true, v.kpos, c.res, v.fpath(), "FelixConfiguration field %q changes Calico's behaviour but nfgate does not implement it; ignored", k)
 			} else {

@@ -47,8 +47,8 @@ type node struct {
 	i    int64
 	f    float64
 	b    bool
-	keys []string // kMap, in source order
-	m    map[string]*node
+	kids []*node          // kMap: the fields, in source order (key names each)
+	m    map[string]*node // kMap: kids by key, only for large tables (smallMap)
 	list []*node
 	pos  policy.Pos // the value (YAML) or the key/header (TOML)
 	kpos policy.Pos // the key naming this node, when it has one
@@ -73,10 +73,43 @@ func (n *node) fpath() string {
 }
 
 func (n *node) get(k string) *node {
-	if n == nil || n.m == nil {
+	if n == nil {
 		return nil
 	}
-	return n.m[k]
+	if n.m != nil {
+		return n.m[k]
+	}
+	for _, c := range n.kids {
+		if c.key == k {
+			return c
+		}
+	}
+	return nil
+}
+
+// smallMap is the most fields a table holds without an index: most tables
+// are small, and a scan of a few keys beats a map (and its allocation).
+const smallMap = 8
+
+// addKid appends field c, called k, to table n, which has no field k yet.
+func (n *node) addKid(k string, c *node) {
+	c.up, c.key = n, k
+	n.kids = append(n.kids, c)
+	n.index()
+}
+
+// index keeps n.m in step with n.kids once the table is too large to scan.
+func (n *node) index() {
+	switch {
+	case n.m != nil:
+		c := n.kids[len(n.kids)-1]
+		n.m[c.key] = c
+	case len(n.kids) > smallMap:
+		n.m = make(map[string]*node, 2*len(n.kids))
+		for _, x := range n.kids {
+			n.m[x.key] = x
+		}
+	}
 }
 
 // setPaths makes n's field path base, and its subtree's paths relative to it.
@@ -174,13 +207,13 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 		return b.build(y.Content[0], depth+1)
 	case yaml.MappingNode:
 		n.kind = kMap
-		n.m = make(map[string]*node, len(y.Content)/2)
+		n.kids = make([]*node, 0, len(y.Content)/2)
 		for i := 0; i+1 < len(y.Content); i += 2 {
 			k, v := y.Content[i], y.Content[i+1]
 			if k.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("line %d: mapping keys must be strings", k.Line)
 			}
-			if _, dup := n.m[k.Value]; dup {
+			if n.get(k.Value) != nil {
 				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
 			}
 			c, err := b.build(v, depth+1)
@@ -188,9 +221,7 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 				return nil, err
 			}
 			c.kpos = policy.Pos{File: b.file, Line: k.Line, Col: k.Column}
-			c.up, c.key = n, k.Value
-			n.keys = append(n.keys, k.Value)
-			n.m[k.Value] = c
+			n.addKid(k.Value, c)
 		}
 	case yaml.SequenceNode:
 		n.kind = kList
@@ -266,7 +297,6 @@ type tomlBuilder struct {
 	idx  map[string][2]int
 	file string
 	path []byte
-	kids []*node // scratch for sorting a table's keys
 }
 
 func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error) {
@@ -290,8 +320,7 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 		n.kind, n.b = kBool, v
 	case map[string]any:
 		n.kind = kMap
-		n.m = make(map[string]*node, len(v))
-		n.keys = make([]string, 0, len(v))
+		n.kids = make([]*node, 0, len(v))
 		for k, x := range v {
 			if base > 0 {
 				tb.path = append(tb.path, '.')
@@ -303,14 +332,10 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 				return nil, err
 			}
 			c.up, c.key = n, k
-			n.m[k] = c
+			n.kids = append(n.kids, c)
 		}
 		// Source order: by position, then by name.
-		kids := tb.kids[:0]
-		for _, c := range n.m {
-			kids = append(kids, c)
-		}
-		slices.SortFunc(kids, func(a, b *node) int {
+		slices.SortFunc(n.kids, func(a, b *node) int {
 			if a.pos.Line != b.pos.Line {
 				return cmp.Compare(a.pos.Line, b.pos.Line)
 			}
@@ -319,11 +344,12 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 			}
 			return strings.Compare(a.key, b.key)
 		})
-		for _, c := range kids {
-			n.keys = append(n.keys, c.key)
+		if len(n.kids) > smallMap {
+			n.m = make(map[string]*node, len(n.kids))
+			for _, c := range n.kids {
+				n.m[c.key] = c
+			}
 		}
-		clear(kids)
-		tb.kids = kids[:0]
 	case []map[string]any:
 		n.kind = kList
 		n.list = make([]*node, 0, len(v))
