@@ -241,12 +241,20 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 			n.kind = kNull
 		case "!!bool":
 			n.kind = kBool
-			if err := y.Decode(&n.b); err != nil {
-				n.kind = kString
+			switch y.Value {
+			case "true":
+				n.b = true
+			case "false":
+			default:
+				if err := y.Decode(&n.b); err != nil {
+					n.kind = kString
+				}
 			}
 		case "!!int":
 			n.kind = kInt
-			if err := y.Decode(&n.i); err != nil {
+			if v, ok := plainDecimal(y.Value); ok {
+				n.i = v
+			} else if err := y.Decode(&n.i); err != nil {
 				n.kind = kFloat // out of int64 range; reported as "not an integer"
 				n.f = math.Inf(1)
 			}
@@ -264,6 +272,29 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 		return nil, fmt.Errorf("line %d: unsupported YAML node", y.Line)
 	}
 	return n, nil
+}
+
+// plainDecimal parses an integer written plainly in decimal (optional minus,
+// no leading zero, at most 18 digits): what yaml.v3 would decode to the same
+// value, without the cost of a Decode per number. Anything else (hex, octal,
+// underscores, signs, large values) is left to yaml.v3.
+func plainDecimal(s string) (int64, bool) {
+	d := strings.TrimPrefix(s, "-")
+	if d == "" || len(d) > 18 || d[0] == '0' && len(d) > 1 {
+		return 0, false
+	}
+	var v int64
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if len(d) < len(s) {
+		v = -v
+	}
+	return v, true
 }
 
 // ---- TOML ----
