@@ -20,6 +20,8 @@ type builder struct {
 	leaf   []int32
 	los    []uint32 // scratch
 	his    []uint32
+	cnt    []int32 // scratch: split's histograms
+	small  []uint64
 }
 
 func fieldRange(r *Rule, f int) (lo, hi U128) {
@@ -76,6 +78,9 @@ func newBuilder(rs []Rule) *builder {
 				vals = append(vals, inc(hi))
 			}
 		}
+		if b.rankSmall(rs, f, vals) {
+			continue
+		}
 		slices.SortFunc(vals, cmp128)
 		bs := slices.Clone(slices.Compact(vals))
 		b.bounds[f] = bs
@@ -95,12 +100,48 @@ func newBuilder(rs []Rule) *builder {
 	return b
 }
 
+// rankSmall does newBuilder's work for field f when every value in vals
+// fits in 64 bits (ports, protocols, ICMP, IPv4 addresses), sorting and
+// searching plain integers; it reports false, doing nothing, otherwise.
+func (b *builder) rankSmall(rs []Rule, f int, vals []U128) bool {
+	small := b.small[:0]
+	for _, v := range vals {
+		if v.Hi != 0 {
+			return false
+		}
+		small = append(small, v.Lo)
+	}
+	b.small = small
+	slices.Sort(small)
+	small = slices.Compact(small)
+	bs := make([]U128, len(small))
+	for i, v := range small {
+		bs[i] = U128{0, v}
+	}
+	b.bounds[f] = bs
+	last := uint32(len(bs) - 1)
+	b.full[f] = [2]uint32{0, last}
+	mx := fieldMax(f)
+	for i := range rs {
+		lo, hi := fieldRange(&rs[i], f)
+		l, _ := slices.BinarySearch(small, lo.Lo)
+		h := last
+		if hi != mx {
+			j, _ := slices.BinarySearch(small, inc(hi).Lo)
+			h = uint32(j - 1)
+		}
+		b.rng[i][f] = [2]uint32{uint32(l), h}
+	}
+	return true
+}
+
 // build fills node ni with a tree for rules ids (ascending) within reg.
 // budget caps the leaf entries of the subtree: children share it in
 // proportion to their sizes, so a partition of n rules never holds more than
 // replication*n entries however much its rules overlap.
 func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 	bestF, bestP, bestMax, bestSum := -1, uint32(0), len(ids), 2*len(ids)
+	bestL, bestR := 0, 0
 	if len(ids) > leafSize && depth < maxDepth {
 		for f := range numFields {
 			if reg[f][0] == reg[f][1] {
@@ -113,6 +154,7 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 			}
 			if m < bestMax || (m == bestMax && nl+nr < bestSum) {
 				bestF, bestP, bestMax, bestSum = f, p, m, nl+nr
+				bestL, bestR = nl, nr
 			}
 		}
 	}
@@ -122,7 +164,8 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 		return
 	}
 	f, p := bestF, bestP
-	var left, right []int32
+	left := make([]int32, 0, bestL)
+	right := make([]int32, 0, bestR)
 	for _, id := range ids {
 		r := &b.rng[id][f]
 		if r[0] <= p {
@@ -146,41 +189,84 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 // split finds the cut p in [rl, rh) for field f that best balances the rules
 // going left (range starts at or below p) and right (ends above p).
 func (b *builder) split(ids []int32, f int, rl, rh uint32) (p uint32, nl, nr int) {
-	b.los, b.his = b.los[:0], b.his[:0]
-	for _, id := range ids {
-		r := &b.rng[id][f]
-		b.los = append(b.los, r[0])
-		b.his = append(b.his, r[1])
-	}
-	count := func(p uint32) (nl, nr int) {
-		for _, v := range b.los {
-			if v <= p {
-				nl++
-			}
-		}
-		for _, v := range b.his {
-			if v > p {
-				nr++
-			}
-		}
-		return
-	}
+	c := b.counter(ids, f, rl, rh)
 	lo, hi := rl, rh-1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if l, r := count(mid); l >= r {
+		if l, r := c.count(mid); l >= r {
 			hi = mid
 		} else {
 			lo = mid + 1
 		}
 	}
 	p = lo
-	nl, nr = count(p)
+	nl, nr = c.count(p)
 	if p > rl {
-		l, r := count(p - 1)
+		l, r := c.count(p - 1)
 		if max(l, r) < max(nl, nr) || (max(l, r) == max(nl, nr) && l+r < nl+nr) {
 			p, nl, nr = p-1, l, r
 		}
 	}
 	return p, nl, nr
+}
+
+// cutCounter answers split's probes: how many rules go left and right of a
+// cut p in [rl, rh).
+type cutCounter struct {
+	// dense: cumulative histograms over [rl, rh] of the rules' starts and
+	// ends, used when the region has few intervals compared to the rules;
+	// each probe is then answered at once.
+	dense  bool
+	lo, hi []int32
+	rl     uint32
+	n      int
+	// otherwise each probe is a pass over the rules' starts and ends.
+	los, his []uint32
+}
+
+func (c *cutCounter) count(p uint32) (nl, nr int) {
+	if c.dense {
+		return int(c.lo[p-c.rl]), c.n - int(c.hi[p-c.rl])
+	}
+	for _, v := range c.los {
+		if v <= p {
+			nl++
+		}
+	}
+	for _, v := range c.his {
+		if v > p {
+			nr++
+		}
+	}
+	return
+}
+
+func (b *builder) counter(ids []int32, f int, rl, rh uint32) cutCounter {
+	if w := int(rh-rl) + 1; w <= 4*len(ids) {
+		if cap(b.cnt) < 2*w {
+			b.cnt = make([]int32, 2*w)
+		}
+		lo, hi := b.cnt[:w], b.cnt[w:2*w]
+		clear(lo)
+		clear(hi)
+		// A rule's range may reach past the region; clamping it to the
+		// region leaves every count for a cut in [rl, rh) unchanged.
+		for _, id := range ids {
+			r := &b.rng[id][f]
+			lo[min(max(r[0], rl), rh)-rl]++
+			hi[min(max(r[1], rl), rh)-rl]++
+		}
+		for i := 1; i < w; i++ {
+			lo[i] += lo[i-1] // rules starting at or below rl+i
+			hi[i] += hi[i-1] // rules ending at or below rl+i
+		}
+		return cutCounter{dense: true, lo: lo, hi: hi, rl: rl, n: len(ids)}
+	}
+	b.los, b.his = b.los[:0], b.his[:0]
+	for _, id := range ids {
+		r := &b.rng[id][f]
+		b.los = append(b.los, r[0])
+		b.his = append(b.his, r[1])
+	}
+	return cutCounter{los: b.los, his: b.his}
 }
