@@ -103,6 +103,7 @@ func (c *chain) eval(k *dtree.Key) (int32, bool) {
 
 type chainBuilder struct {
 	c         *chain
+	x         expander
 	prio      int32
 	termRects []dtree.Rule
 	logRects  []dtree.Rule
@@ -129,7 +130,12 @@ func (b *chainBuilder) add(r *Rule, e entry) {
 	}
 	idx := int32(len(b.c.entries))
 	b.c.entries = append(b.c.entries, e)
-	rects, ok := f.expand(maxRectsPerRule)
+	dst := &b.termRects
+	if e.kind == eLog {
+		dst = &b.logRects
+	}
+	start := len(*dst)
+	rects, ok := b.x.expand(&f, *dst, maxRectsPerRule)
 	if !ok {
 		fp := new(frule)
 		*fp = f
@@ -144,16 +150,14 @@ func (b *chainBuilder) add(r *Rule, e entry) {
 		b.prio++
 		return
 	}
-	for i := range rects {
+	*dst = rects
+	for i := start; i < len(rects); i++ {
 		rects[i].Priority = b.prio
 		b.c.prioEntry = append(b.c.prioEntry, idx)
 		b.prio++
 	}
 	if e.kind == eLog {
-		b.logRects = append(b.logRects, rects...)
-		b.c.hasLogs = b.c.hasLogs || len(rects) > 0
-	} else {
-		b.termRects = append(b.termRects, rects...)
+		b.c.hasLogs = b.c.hasLogs || len(rects) > start
 	}
 }
 
