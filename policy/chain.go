@@ -101,6 +101,8 @@ func (c *chain) eval(k *dtree.Key) (int32, bool) {
 	}
 }
 
+// chainBuilder builds the chains of one Compile, one after the other,
+// reusing its buffers (dtree.Build copies the rectangles it is given).
 type chainBuilder struct {
 	c         *chain
 	x         expander
@@ -184,11 +186,12 @@ func (b *chainBuilder) setNext(start int) {
 	}
 }
 
-// buildChain compiles a plan for one direction and family. endOfTier arms
-// the end-of-tier drop (normal and forward chains); profiles (normal chains
+// build compiles a plan for one direction and family. endOfTier arms the
+// end-of-tier drop (normal and forward chains); profiles (normal chains
 // only) are appended after the tiers. It returns nil when nothing can match.
-func buildChain(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32, entries []addrEntry) *chain {
-	b := &chainBuilder{c: &chain{dir: dir}, fam: fam, entries: entries}
+func (b *chainBuilder) build(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32) *chain {
+	b.c, b.prio, b.fam = &chain{dir: dir}, 0, fam
+	b.termRects, b.logRects = b.termRects[:0], b.logRects[:0]
 	for _, t := range pl.Tiers {
 		pols := t.Policies(dir)
 		if len(pols) == 0 {
