@@ -304,7 +304,8 @@ func plainDecimal(s string) (int64, bool) {
 // toml.MetaData keeps no position per array element.
 func parseTOML(file string, data []byte) (*node, *Diag) {
 	var m map[string]any
-	if _, err := toml.Decode(string(data), &m); err != nil {
+	text := string(data)
+	if _, err := toml.Decode(text, &m); err != nil {
 		d := &Diag{File: file, Msg: err.Error()}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
@@ -312,8 +313,8 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 		}
 		return nil, d
 	}
-	tb := &tomlBuilder{idx: scanTOMLPositions(data), file: file}
-	root, err := tb.build(m, policy.Pos{File: file, Line: 1, Col: 1}, 0)
+	tb := &tomlBuilder{idx: scanTOMLPositions(text), file: file}
+	root, err := tb.build(m, 0, policy.Pos{File: file, Line: 1, Col: 1}, 0)
 	if err != nil {
 		return nil, &Diag{File: file, Line: 1, Col: 1, Msg: err.Error()}
 	}
@@ -321,25 +322,23 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 	return root, nil
 }
 
-// tomlBuilder builds the tree of a decoded TOML document. path holds the
-// key path of the value being built, in scanTOMLPositions's form, and grows
-// and shrinks with the recursion, so looking a position up allocates nothing.
+// tomlBuilder builds the tree of a decoded TOML document, following each
+// value's key path in the position index as it descends.
 type tomlBuilder struct {
-	idx  map[string][2]int
+	idx  *posIndex
 	file string
-	path []byte
 }
 
-func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error) {
+// build builds the node for v, whose key path is index node at.
+func (tb *tomlBuilder) build(v any, at int32, parent policy.Pos, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
 	pos := parent
-	if p, ok := tb.idx[string(tb.path)]; ok {
-		pos = policy.Pos{File: tb.file, Line: p[0], Col: p[1]}
+	if line, col, ok := tb.idx.at(at); ok {
+		pos = policy.Pos{File: tb.file, Line: line, Col: col}
 	}
 	n := &node{pos: pos, kpos: pos}
-	base := len(tb.path)
 	switch v := v.(type) {
 	case string:
 		n.kind, n.s = kString, v
@@ -353,12 +352,7 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 		n.kind = kMap
 		n.kids = make([]*node, 0, len(v))
 		for k, x := range v {
-			if base > 0 {
-				tb.path = append(tb.path, '.')
-			}
-			tb.path = append(tb.path, k...)
-			c, err := tb.build(x, pos, depth+1)
-			tb.path = tb.path[:base]
+			c, err := tb.build(x, tb.idx.key(at, k, false), pos, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -385,7 +379,7 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 		n.kind = kList
 		n.list = make([]*node, 0, len(v))
 		for i, x := range v {
-			if err := tb.elem(n, x, i, pos, depth); err != nil {
+			if err := tb.elem(n, x, at, i, pos, depth); err != nil {
 				return nil, err
 			}
 		}
@@ -393,7 +387,7 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 		n.kind = kList
 		n.list = make([]*node, 0, len(v))
 		for i, x := range v {
-			if err := tb.elem(n, x, i, pos, depth); err != nil {
+			if err := tb.elem(n, x, at, i, pos, depth); err != nil {
 				return nil, err
 			}
 		}
@@ -405,14 +399,9 @@ func (tb *tomlBuilder) build(v any, parent policy.Pos, depth int) (*node, error)
 	return n, nil
 }
 
-// elem builds element i of list n.
-func (tb *tomlBuilder) elem(n *node, x any, i int, pos policy.Pos, depth int) error {
-	base := len(tb.path)
-	tb.path = append(tb.path, '[')
-	tb.path = strconv.AppendInt(tb.path, int64(i), 10)
-	tb.path = append(tb.path, ']')
-	c, err := tb.build(x, pos, depth+1)
-	tb.path = tb.path[:base]
+// elem builds element i of list n, whose key path is index node at.
+func (tb *tomlBuilder) elem(n *node, x any, at int32, i int, pos policy.Pos, depth int) error {
+	c, err := tb.build(x, tb.idx.index(at, i, false), pos, depth+1)
 	if err != nil {
 		return err
 	}
