@@ -43,10 +43,11 @@ func (k kind) String() string { return kindNames[k] }
 
 type node struct {
 	kind kind
+	b    bool
+	idx  int32  // this node's index in up, a list (see fpath)
 	s    string // kString; the source text for kOther
 	i    int64
 	f    float64
-	b    bool
 	kids []*node          // kMap: the fields, in source order (key names each)
 	m    map[string]*node // kMap: kids by key, only for large tables (smallMap)
 	list []*node
@@ -57,7 +58,6 @@ type node struct {
 	// node's key or index in it, or, at a root (up == nil), path.
 	up   *node
 	key  string // the key naming this node in up, a table
-	idx  int    // this node's index in up, a list
 	path string // a root's path
 }
 
@@ -67,7 +67,7 @@ func (n *node) fpath() string {
 		return n.path
 	}
 	if n.up.kind == kList {
-		return n.up.fpath() + "[" + strconv.Itoa(n.idx) + "]"
+		return n.up.fpath() + "[" + strconv.Itoa(int(n.idx)) + "]"
 	}
 	return joinPath(n.up.fpath(), n.key)
 }
@@ -231,7 +231,7 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 				return nil, err
 			}
 			c.kpos = c.pos
-			c.up, c.idx = n, i
+			c.up, c.idx = n, int32(i)
 			n.list = append(n.list, c)
 		}
 	case yaml.ScalarNode:
@@ -405,7 +405,7 @@ func (tb *tomlBuilder) elem(n *node, x any, at int32, i int, pos policy.Pos, dep
 	if err != nil {
 		return err
 	}
-	c.up, c.idx = n, i
+	c.up, c.idx = n, int32(i)
 	n.list = append(n.list, c)
 	return nil
 }
