@@ -76,7 +76,16 @@ type span struct{ lo, hi u128 }
 // spans is a sorted list of disjoint, non-adjacent spans.
 type spans []span
 
-func fullSpans(fam uint8) spans { return spans{{hi: famMax(fam)}} }
+// fullSpans returns the family's whole address space. The result is shared:
+// callers must not modify it.
+func fullSpans(fam uint8) spans {
+	if fam == 6 {
+		return full6
+	}
+	return full4
+}
+
+var full4, full6 = spans{{hi: famMax(4)}}, spans{{hi: famMax(6)}}
 
 func prefixSpan(p netip.Prefix) span {
 	p = p.Masked()

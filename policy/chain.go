@@ -101,8 +101,11 @@ func (c *chain) eval(k *dtree.Key) (int32, bool) {
 	}
 }
 
+// chainBuilder builds the chains of one Compile, one after the other,
+// reusing its buffers (dtree.Build copies the rectangles it is given).
 type chainBuilder struct {
 	c         *chain
+	x         expander
 	prio      int32
 	termRects []dtree.Rule
 	logRects  []dtree.Rule
@@ -129,7 +132,12 @@ func (b *chainBuilder) add(r *Rule, e entry) {
 	}
 	idx := int32(len(b.c.entries))
 	b.c.entries = append(b.c.entries, e)
-	rects, ok := f.expand(maxRectsPerRule)
+	dst := &b.termRects
+	if e.kind == eLog {
+		dst = &b.logRects
+	}
+	start := len(*dst)
+	rects, ok := b.x.expand(&f, *dst, maxRectsPerRule)
 	if !ok {
 		fp := new(frule)
 		*fp = f
@@ -144,16 +152,14 @@ func (b *chainBuilder) add(r *Rule, e entry) {
 		b.prio++
 		return
 	}
-	for i := range rects {
+	*dst = rects
+	for i := start; i < len(rects); i++ {
 		rects[i].Priority = b.prio
 		b.c.prioEntry = append(b.c.prioEntry, idx)
 		b.prio++
 	}
 	if e.kind == eLog {
-		b.logRects = append(b.logRects, rects...)
-		b.c.hasLogs = b.c.hasLogs || len(rects) > 0
-	} else {
-		b.termRects = append(b.termRects, rects...)
+		b.c.hasLogs = b.c.hasLogs || len(rects) > start
 	}
 }
 
@@ -180,11 +186,12 @@ func (b *chainBuilder) setNext(start int) {
 	}
 }
 
-// buildChain compiles a plan for one direction and family. endOfTier arms
-// the end-of-tier drop (normal and forward chains); profiles (normal chains
+// build compiles a plan for one direction and family. endOfTier arms the
+// end-of-tier drop (normal and forward chains); profiles (normal chains
 // only) are appended after the tiers. It returns nil when nothing can match.
-func buildChain(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32, entries []addrEntry) *chain {
-	b := &chainBuilder{c: &chain{dir: dir}, fam: fam, entries: entries}
+func (b *chainBuilder) build(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32) *chain {
+	b.c, b.prio, b.fam = &chain{dir: dir}, 0, fam
+	b.termRects, b.logRects = b.termRects[:0], b.logRects[:0]
 	for _, t := range pl.Tiers {
 		pols := t.Policies(dir)
 		if len(pols) == 0 {

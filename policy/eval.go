@@ -42,17 +42,18 @@ func Compile(cfg *Config) (*Program, error) {
 	p := &Program{cfg: cfg, r: resolve(cfg)}
 	entries := addrEntries(cfg, p.r)
 	p.eps = make([]epChains, len(p.r.endpoints))
+	cb := &chainBuilder{entries: entries}
 	for i := range p.r.endpoints {
 		e := &p.r.endpoints[i]
 		ec := &p.eps[i]
 		for fi, fam := range [2]uint8{4, 6} {
-			ec.c[chUntrackedIn][fi] = buildChain(cfg, &e.Plans[PlanUntracked], Ingress, fam, false, nil, entries)
-			ec.c[chUntrackedOut][fi] = buildChain(cfg, &e.Plans[PlanUntracked], Egress, fam, false, nil, entries)
-			ec.c[chPreDNAT][fi] = buildChain(cfg, &e.Plans[PlanPreDNAT], Ingress, fam, false, nil, entries)
-			ec.c[chNormalIn][fi] = buildChain(cfg, &e.Plans[PlanNormal], Ingress, fam, true, e.Profiles, entries)
-			ec.c[chNormalOut][fi] = buildChain(cfg, &e.Plans[PlanNormal], Egress, fam, true, e.Profiles, entries)
-			ec.c[chForwardIn][fi] = buildChain(cfg, &e.Plans[PlanForward], Ingress, fam, true, nil, entries)
-			ec.c[chForwardOut][fi] = buildChain(cfg, &e.Plans[PlanForward], Egress, fam, true, nil, entries)
+			ec.c[chUntrackedIn][fi] = cb.build(cfg, &e.Plans[PlanUntracked], Ingress, fam, false, nil)
+			ec.c[chUntrackedOut][fi] = cb.build(cfg, &e.Plans[PlanUntracked], Egress, fam, false, nil)
+			ec.c[chPreDNAT][fi] = cb.build(cfg, &e.Plans[PlanPreDNAT], Ingress, fam, false, nil)
+			ec.c[chNormalIn][fi] = cb.build(cfg, &e.Plans[PlanNormal], Ingress, fam, true, e.Profiles)
+			ec.c[chNormalOut][fi] = cb.build(cfg, &e.Plans[PlanNormal], Egress, fam, true, e.Profiles)
+			ec.c[chForwardIn][fi] = cb.build(cfg, &e.Plans[PlanForward], Ingress, fam, true, nil)
+			ec.c[chForwardOut][fi] = cb.build(cfg, &e.Plans[PlanForward], Egress, fam, true, nil)
 		}
 	}
 	return p, nil

@@ -56,6 +56,19 @@ var (
 	anyICMP          = [2]rng{{0, dtree.NoICMP}, {0, dtree.NoICMP}}
 )
 
+// Shared, never modified, parts of frules: most rules have these, and an
+// frule is built per rule and family at every compile.
+var (
+	allProtos = []rng{{0, 255}}
+	oneProto  = func() (p [256][1]rng) {
+		for i := range p {
+			p[i][0] = rng{uint32(i), uint32(i)}
+		}
+		return p
+	}()
+	anyICMPs = [][2]rng{anyICMP}
+)
+
 // addrEntry is a labelled set of addresses a rule selector can select: a
 // HostEndpoint (its expectedIPs, with its ports) or a GlobalNetworkSet.
 type addrEntry struct {
@@ -244,9 +257,9 @@ func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
 	if !renderedFor(r, fam) {
 		return f, false
 	}
-	f.protos = []rng{{0, 255}}
+	f.protos = allProtos
 	if r.Protocol != nil {
-		f.protos = []rng{{uint32(r.Protocol.Num), uint32(r.Protocol.Num)}}
+		f.protos = oneProto[r.Protocol.Num][:]
 	}
 	if r.NotProtocol != nil {
 		n := uint32(r.NotProtocol.Num)
@@ -273,7 +286,7 @@ func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
 	// (Felix rule_convert.go: the match needs ICMPType); with a type, the
 	// kernel's icmp match never matches a packet whose ICMP header it cannot
 	// read, negated or not (NoICMP is outside every allowed range).
-	f.icmp = [][2]rng{anyICMP}
+	f.icmp = anyICMPs
 	if m := r.ICMP; m != nil && m.HasType {
 		p := [2]rng{{uint32(m.Type), uint32(m.Type)}, {0, 255}}
 		if m.HasCode {
@@ -322,29 +335,27 @@ type sideRect struct {
 	proto rng
 }
 
-// rects expands a side; ok is false when the side cannot be expanded
-// exactly (named notPorts) or would exceed limit rectangles.
-func (s *side) rects(limit int) ([]sideRect, bool) {
+// rects appends a side's rectangles to out; ok is false when the side cannot
+// be expanded exactly (named notPorts) or would exceed limit rectangles.
+func (s *side) rects(out []sideRect, limit int) ([]sideRect, bool) {
 	anyProto := rng{0, 255}
 	switch s.mode {
 	case portsAny:
 		if len(s.addrs) > limit {
-			return nil, false
+			return out, false
 		}
-		out := make([]sideRect, 0, len(s.addrs))
 		for _, a := range s.addrs {
 			out = append(out, sideRect{addr: [2]u128{a.lo, a.hi}, port: anyAddrPortProto, proto: anyProto})
 		}
 		return out, true
 	case portsNotIn:
 		if len(s.named) > 0 {
-			return nil, false
+			return out, false
 		}
 	}
 	if len(s.addrs)*len(s.ports)+len(s.named) > limit {
-		return nil, false
+		return out, false
 	}
-	var out []sideRect
 	for _, a := range s.addrs {
 		for _, p := range s.ports {
 			out = append(out, sideRect{addr: [2]u128{a.lo, a.hi}, port: p, proto: anyProto})
@@ -356,21 +367,27 @@ func (s *side) rects(limit int) ([]sideRect, bool) {
 	return out, true
 }
 
-// expand returns the rule's rectangles (Priority unset), or ok=false when
-// they would exceed limit.
-func (f *frule) expand(limit int) ([]dtree.Rule, bool) {
-	src, ok := f.src.rects(limit)
+// expander expands frules, reusing its buffers.
+type expander struct {
+	src, dst []sideRect
+}
+
+// expand appends the rule's rectangles (Priority unset) to out, or returns
+// out unchanged and ok=false when they would exceed limit.
+func (x *expander) expand(f *frule, out []dtree.Rule, limit int) ([]dtree.Rule, bool) {
+	src, ok := f.src.rects(x.src[:0], limit)
+	x.src = src
 	if !ok {
-		return nil, false
+		return out, false
 	}
-	dst, ok := f.dst.rects(limit)
+	dst, ok := f.dst.rects(x.dst[:0], limit)
+	x.dst = dst
 	if !ok {
-		return nil, false
+		return out, false
 	}
 	if len(f.protos)*len(f.icmp)*len(src)*len(dst) > limit {
-		return nil, false
+		return out, false
 	}
-	var out []dtree.Rule
 	for _, p := range f.protos {
 		for _, ic := range f.icmp {
 			for _, s := range src {

@@ -22,11 +22,11 @@ type conv struct {
 }
 
 func (c *conv) errf(n *node, format string, args ...any) {
-	c.d.add(false, n.where(), c.res, n.path, format, args...)
+	c.d.add(false, n.where(), c.res, n.fpath(), format, args...)
 }
 
 func (c *conv) warnf(n *node, format string, args ...any) {
-	c.d.add(true, n.where(), c.res, n.path, format, args...)
+	c.d.add(true, n.where(), c.res, n.fpath(), format, args...)
 }
 
 // where is the position to report for n: a scalar's own position, but the
@@ -48,13 +48,13 @@ func (c *conv) fields(n *node, allowed []string, unsupported map[string]string) 
 		c.errf(n, "expected a table of fields, got %s", n.kind)
 		return false
 	}
-	for _, k := range n.keys {
+	for _, v := range n.kids {
+		k := v.key
 		if slices.Contains(allowed, k) {
 			continue
 		}
-		v := n.m[k]
 		if why, ok := unsupported[k]; ok {
-			c.d.add(false, v.kpos, c.res, v.path, "field %q is not supported by nfgate: %s", k, why)
+			c.d.add(false, v.kpos, c.res, v.fpath(), "field %q is not supported by nfgate: %s", k, why)
 			continue
 		}
 		msg := fmt.Sprintf("unknown field %q", k)
@@ -64,7 +64,7 @@ func (c *conv) fields(n *node, allowed []string, unsupported map[string]string) 
 				break
 			}
 		}
-		c.d.add(false, v.kpos, c.res, v.path, "%s", msg)
+		c.d.add(false, v.kpos, c.res, v.fpath(), "%s", msg)
 	}
 	return true
 }
@@ -163,11 +163,11 @@ func (c *conv) labels(n *node) map[string]string {
 		c.errf(n, "labels must be a table of strings, not %s", n.kind)
 		return nil
 	}
-	out := make(map[string]string, len(n.keys))
-	for _, k := range n.keys {
-		v := n.m[k]
+	out := make(map[string]string, len(n.kids))
+	for _, v := range n.kids {
+		k := v.key
 		if msg := labelKeyProblem(k); msg != "" {
-			c.d.add(false, v.kpos, c.res, v.path, "invalid label key %q: %s", k, msg)
+			c.d.add(false, v.kpos, c.res, v.fpath(), "invalid label key %q: %s", k, msg)
 		}
 		if v.kind != kString {
 			c.errf(v, "label values must be strings, not %s (quote it)", v.kind)

@@ -48,7 +48,7 @@ func (c *conv) datastore(n *node, dir string) *Datastore {
 	}
 	eps := n.get("endpoints")
 	if !isSet(eps) {
-		c.d.add(false, n.pos, "", joinPath(n.path, "endpoints"), "endpoints must be specified (e.g. [\"https://198.18.0.1:2379\"])")
+		c.d.add(false, n.pos, "", joinPath(n.fpath(), "endpoints"), "endpoints must be specified (e.g. [\"https://198.18.0.1:2379\"])")
 	}
 	for _, e := range c.list(eps) {
 		s, ok := c.str(e)
@@ -81,7 +81,7 @@ func (c *conv) datastore(n *node, dir string) *Datastore {
 	}
 	ds.CAFile, ds.CertFile, ds.KeyFile = file("caFile"), file("certFile"), file("keyFile")
 	if (ds.CertFile == "") != (ds.KeyFile == "") && isSet(n.get("certFile")) != isSet(n.get("keyFile")) {
-		c.d.add(false, n.pos, "", n.path, "certFile and keyFile go together: set both or neither")
+		c.d.add(false, n.pos, "", n.fpath(), "certFile and keyFile go together: set both or neither")
 	}
 	if s, ok := c.str(n.get("prefix")); ok {
 		if !strings.HasPrefix(s, "/") || len(s) > 1 && strings.HasSuffix(s, "/") {

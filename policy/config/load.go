@@ -160,7 +160,7 @@ func (l *loader) file(name string, from *node, main bool) {
 	}
 	at := func(format string, args ...any) {
 		if from != nil {
-			l.d.add(false, from.pos, "", from.path, format, args...)
+			l.d.add(false, from.pos, "", from.fpath(), format, args...)
 		} else {
 			l.d.add(false, policy.Pos{File: clean}, "", "", format, args...)
 		}
@@ -221,8 +221,8 @@ func (l *loader) tomlFile(name string, data []byte, main bool) {
 		allowed = append(allowed, k)
 	}
 	c.fields(root, allowed, nil)
-	for _, k := range root.keys {
-		v := root.m[k]
+	for _, v := range root.kids {
+		k := v.key
 		switch k {
 		case "gateway", "engine", "datastore":
 			if !main {

@@ -113,7 +113,7 @@ func (c *conv) spec(r *resIn, allowed []string, unsupported map[string]string) *
 		return &node{kind: kMap, pos: r.pos, path: "spec"}
 	}
 	if !c.fields(r.spec, append(append([]string{}, r.meta...), allowed...), unsupported) {
-		return &node{kind: kMap, pos: r.pos, path: r.spec.path}
+		return &node{kind: kMap, pos: r.pos, path: r.spec.fpath()}
 	}
 	return r.spec
 }
@@ -218,7 +218,7 @@ func (c *conv) gnp(r *resIn, col *collected) {
 		if n := s.get(f); n != nil {
 			return n
 		}
-		return &node{pos: s.pos, path: joinPath(s.path, f)} // unset: point at the spec
+		return &node{pos: s.pos, path: joinPath(s.fpath(), f)} // unset: point at the spec
 	}
 	if p.PreDNAT && p.DoNotTrack {
 		c.errf(at("preDNAT"), "preDNAT and doNotTrack cannot both be true")

@@ -50,7 +50,7 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 	} else if ok {
 		c.errf(gw.get("nodeName"), "nodeName must not be empty")
 	} else if !isSet(gw.get("nodeName")) {
-		c.d.add(false, gw.pos, "", joinPath(gw.path, "nodeName"), "nodeName must be specified")
+		c.d.add(false, gw.pos, "", joinPath(gw.fpath(), "nodeName"), "nodeName must be specified")
 	}
 
 	var layers []felixIn
@@ -78,15 +78,15 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 			c.errf(f.spec, "expected a table of fields, got %s", f.spec.kind)
 			continue
 		}
-		for _, k := range f.spec.keys {
+		for _, v := range f.spec.kids {
+			k := v.key
 			if containsStr(felixFields, k) {
 				continue
 			}
-			v := f.spec.m[k]
 			if felixSemantic[k] {
-				c.d.add(true, v.kpos, c.res, v.path, "FelixConfiguration field %q changes Calico's behaviour but nfgate does not implement it; ignored", k)
+				c.d.add(true, v.kpos, c.res, v.fpath(), "FelixConfiguration field %q changes Calico's behaviour but nfgate does not implement it; ignored", k)
 			} else {
-				c.d.add(true, v.kpos, c.res, v.path, "FelixConfiguration field %q has no meaning for nfgate; ignored", k)
+				c.d.add(true, v.kpos, c.res, v.fpath(), "FelixConfiguration field %q has no meaning for nfgate; ignored", k)
 			}
 		}
 	}

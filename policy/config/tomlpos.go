@@ -1,8 +1,9 @@
 package config
 
 import (
-	"fmt"
+	"math"
 	"strconv"
+	"strings"
 )
 
 // scanTOMLPositions maps every key path of an (already syntax-checked) TOML
@@ -12,18 +13,187 @@ import (
 // tables get their key's. The scanner is lenient and never fails: on input
 // it does not understand it stops, and the tree falls back to the nearest
 // known ancestor's position.
-func scanTOMLPositions(src []byte) map[string][2]int {
-	s := &tomlScanner{src: src, line: 1, col: 1, idx: map[string][2]int{}, arr: map[string]int{}}
+func scanTOMLPositions(src string) *posIndex {
+	// About one path per key, table header and array element.
+	n := strings.Count(src, "=") + strings.Count(src, "[") + strings.Count(src, ",")
+	s := &tomlScanner{src: src, line: 1, col: 1, idx: newPosIndex(n + 1)}
 	s.run()
 	return s.idx
 }
 
+// posIndex holds positions by key path. Paths are the strings described at
+// scanTOMLPositions, but stored as a trie of their tokens, so that neither
+// the scanner nor the tree builder has to build or hash whole paths: a path
+// splits before every '.' and '[' into tokens, and two paths are the same
+// string exactly when they have the same tokens. (A quoted key may contain
+// '.' or '['; it then spans several tokens, and collides with a nested path
+// exactly as the strings do.) Node 0 is the empty path.
+type posIndex struct {
+	nodes []tnode
+	big   map[tokKey]int32 // children of nodes with more than smallMap of them
+	arr   map[int32]int    // node -> elements seen of the array of tables there
+}
+
+// tnode is a trie node: its token, its position ({0, 0} when none), and its
+// children as a list through first and next (0 ends it: the root is nobody's
+// child), or in big once there are more than smallMap of them.
+type tnode struct {
+	pos         [2]int32
+	tok         int32
+	s           string
+	first, next int32
+	nkids       int32
+}
+
+// tokKey is a token under node up. A token "[n]", n written as strconv.Itoa
+// writes it, has tok n; otherwise tok says how the token starts (tokDot,
+// tokBracket, or tokBare for a path's first token when it starts with
+// neither) and s is the rest of it.
+type tokKey struct {
+	up  int32
+	tok int32
+	s   string
+}
+
+const (
+	tokDot     = -1
+	tokBracket = -2
+	tokBare    = -3
+)
+
+// noNode is the node of a path that is in no trie (nor are its extensions).
+const noNode int32 = -1
+
+func newPosIndex(capacity int) *posIndex {
+	return &posIndex{nodes: make([]tnode, 1, capacity), big: map[tokKey]int32{}, arr: map[int32]int{}}
+}
+
+// step returns the child of id for token k, adding it when add.
+func (x *posIndex) step(k tokKey, add bool) int32 {
+	if k.up == noNode {
+		return noNode
+	}
+	if x.nodes[k.up].nkids > smallMap {
+		if c, ok := x.big[k]; ok {
+			return c
+		}
+	} else {
+		for c := x.nodes[k.up].first; c != 0; c = x.nodes[c].next {
+			if n := &x.nodes[c]; n.tok == k.tok && n.s == k.s {
+				return c
+			}
+		}
+	}
+	if !add {
+		return noNode
+	}
+	c := int32(len(x.nodes))
+	x.nodes = append(x.nodes, tnode{tok: k.tok, s: k.s})
+	up := &x.nodes[k.up]
+	x.nodes[c].next, up.first = up.first, c
+	up.nkids++
+	switch {
+	case up.nkids == smallMap+1:
+		for d := up.first; d != 0; d = x.nodes[d].next {
+			x.big[tokKey{k.up, x.nodes[d].tok, x.nodes[d].s}] = d
+		}
+	case up.nkids > smallMap:
+		x.big[k] = c
+	}
+	return c
+}
+
+// key returns the node of joinPath(path(id), seg).
+func (x *posIndex) key(id int32, seg string, add bool) int32 {
+	t := seg
+	var sep byte
+	if id != 0 {
+		sep = '.' // the token text is "." + t
+	} else if seg == "" {
+		return id
+	}
+	if strings.IndexAny(seg, ".[") < 0 {
+		tok := int32(tokDot)
+		if sep == 0 {
+			tok = tokBare
+		}
+		return x.step(tokKey{up: id, tok: tok, s: t}, add)
+	}
+	// Split sep+t before every '.' and '['.
+	for {
+		if sep == 0 && t != "" && (t[0] == '.' || t[0] == '[') {
+			sep, t = t[0], t[1:]
+		}
+		end := strings.IndexAny(t, ".[")
+		if end < 0 {
+			end = len(t)
+		}
+		k := tokKey{up: id, tok: tokBare, s: t[:end]}
+		switch sep {
+		case '.':
+			k.tok = tokDot
+		case '[':
+			k.tok = tokBracket
+			if n, ok := canonIndex(t[:end]); ok {
+				k.tok, k.s = n, ""
+			}
+		}
+		id = x.step(k, add)
+		if end == len(t) {
+			return id
+		}
+		sep, t = t[end], t[end+1:]
+	}
+}
+
+// maxIndex is the largest list index stored as a number; larger ones (never
+// met in practice) are stored as text, consistently in index and canonIndex.
+const maxIndex = 1 << 30
+
+// canonIndex reports whether "[" + s is "[n]" as index writes it, n <= maxIndex.
+func canonIndex(s string) (int32, bool) {
+	d, ok := strings.CutSuffix(s, "]")
+	if !ok || d == "" || len(d) > 10 || d[0] == '0' && len(d) > 1 {
+		return 0, false
+	}
+	n := int64(0)
+	for i := 0; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d[i]-'0')
+	}
+	if n > maxIndex {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// index returns the node of path(id) + "[i]".
+func (x *posIndex) index(id int32, i int, add bool) int32 {
+	if i > maxIndex {
+		return x.step(tokKey{up: id, tok: tokBracket, s: strconv.Itoa(i) + "]"}, add)
+	}
+	return x.step(tokKey{up: id, tok: int32(i)}, add)
+}
+
+// at returns the position of node id, if it has one.
+func (x *posIndex) at(id int32) (line, col int, ok bool) {
+	if id == noNode || x.nodes[id].pos == ([2]int32{}) {
+		return 0, 0, false
+	}
+	p := x.nodes[id].pos
+	return int(p[0]), int(p[1]), true
+}
+
 type tomlScanner struct {
-	src       []byte
+	src       string
 	i         int
 	line, col int
-	idx       map[string][2]int
-	arr       map[string]int // array-of-tables path -> elements seen
+	idx       *posIndex
+	node      int32    // the path being scanned
+	table     int32    // the current table's path
+	segs      []string // key's result, reused
 }
 
 func (s *tomlScanner) eof() bool { return s.i >= len(s.src) }
@@ -51,11 +221,18 @@ func (s *tomlScanner) adv() {
 
 func (s *tomlScanner) here() [2]int { return [2]int{s.line, s.col} }
 
-func (s *tomlScanner) mark(path string, p [2]int) {
-	if _, ok := s.idx[path]; !ok {
-		s.idx[path] = p
+// mark records p as the position of the path being scanned unless it has one.
+func (s *tomlScanner) mark(p [2]int) {
+	if n := &s.idx.nodes[s.node]; n.pos == ([2]int32{}) {
+		n.pos = [2]int32{int32(min(p[0], math.MaxInt32)), int32(min(p[1], math.MaxInt32))}
 	}
 }
+
+// push joins key segment seg to the path being scanned.
+func (s *tomlScanner) push(seg string) { s.node = s.idx.key(s.node, seg, true) }
+
+// pushIndex appends element i to the path being scanned.
+func (s *tomlScanner) pushIndex(i int) { s.node = s.idx.index(s.node, i, true) }
 
 func (s *tomlScanner) skipWS() {
 	for !s.eof() && (s.peek(0) == ' ' || s.peek(0) == '\t') {
@@ -84,7 +261,6 @@ func (s *tomlScanner) skipComment() {
 }
 
 func (s *tomlScanner) run() {
-	table := ""
 	for !s.eof() {
 		start := s.i
 		s.skipWS()
@@ -94,9 +270,11 @@ func (s *tomlScanner) run() {
 		case '#':
 			s.skipComment()
 		case '[':
-			table = s.header()
+			s.header()
+			s.table = s.node
 		default:
-			s.keyval(table, 0)
+			s.node = s.table
+			s.keyval(0)
 			s.skipWS()
 			if s.peek(0) == '#' {
 				s.skipComment()
@@ -108,8 +286,8 @@ func (s *tomlScanner) run() {
 	}
 }
 
-// header parses [a.b] or [[a.b]] and returns the resolved table path.
-func (s *tomlScanner) header() string {
+// header parses [a.b] or [[a.b]] and leaves the resolved table path in s.node.
+func (s *tomlScanner) header() {
 	p := s.here()
 	isArr := s.peek(1) == '['
 	s.adv()
@@ -121,39 +299,40 @@ func (s *tomlScanner) header() string {
 	for n := 0; n < 2 && s.peek(0) == ']'; n++ {
 		s.adv()
 	}
+	s.node = 0
 	if len(segs) == 0 {
-		return ""
+		return
 	}
-	path := s.resolve(segs[:len(segs)-1])
-	path = joinPath(path, segs[len(segs)-1])
+	s.resolve(segs[:len(segs)-1])
+	s.push(segs[len(segs)-1])
 	if isArr {
-		n := s.arr[path]
-		s.arr[path] = n + 1
-		s.mark(path, p)
-		path = fmt.Sprintf("%s[%d]", path, n)
-	} else if n, ok := s.arr[path]; ok { // [a] after [[a]] is invalid TOML, but stay sane
-		path = fmt.Sprintf("%s[%d]", path, n-1)
+		n := s.idx.arr[s.node]
+		s.idx.arr[s.node] = n + 1
+		s.mark(p)
+		s.pushIndex(n)
+	} else if n := s.idx.arr[s.node]; n > 0 { // [a] after [[a]] is invalid TOML, but stay sane
+		s.pushIndex(n - 1)
 	}
-	s.mark(path, p)
-	return path
+	s.mark(p)
 }
 
-// resolve maps header segments to a path, entering the last element of any
-// array of tables on the way (TOML's rule for [a.b] after [[a]]).
-func (s *tomlScanner) resolve(segs []string) string {
-	path := ""
+// resolve joins header segments to the path being scanned, entering the
+// last element of any array of tables on the way (TOML's rule for [a.b]
+// after [[a]]).
+func (s *tomlScanner) resolve(segs []string) {
 	for _, seg := range segs {
-		path = joinPath(path, seg)
-		if n, ok := s.arr[path]; ok && n > 0 {
-			path = fmt.Sprintf("%s[%d]", path, n-1)
+		s.push(seg)
+		if n := s.idx.arr[s.node]; n > 0 {
+			s.pushIndex(n - 1)
 		}
 	}
-	return path
 }
 
-// key parses a possibly dotted, possibly quoted key.
+// key parses a possibly dotted, possibly quoted key. The segments it returns
+// are valid until the next call.
 func (s *tomlScanner) key() []string {
-	var segs []string
+	segs := s.segs[:0]
+	defer func() { s.segs = segs[:0] }()
 	for !s.eof() {
 		s.skipWS()
 		var seg string
@@ -175,7 +354,7 @@ func (s *tomlScanner) key() []string {
 			for !s.eof() && isBare(s.peek(0)) {
 				s.adv()
 			}
-			seg = string(s.src[st:s.i])
+			seg = s.src[st:s.i]
 		default:
 			return segs
 		}
@@ -212,7 +391,7 @@ func (s *tomlScanner) str(q byte) string {
 			break
 		}
 	}
-	return string(s.src[st:s.i])
+	return s.src[st:s.i]
 }
 
 // mlstr consumes a multi-line string, basic or literal.
@@ -239,27 +418,31 @@ func (s *tomlScanner) mlstr(q byte) {
 	}
 }
 
-func (s *tomlScanner) keyval(base string, depth int) {
+// keyval scans key = value in the table whose path is s.node, and leaves
+// s.node as it found it.
+func (s *tomlScanner) keyval(depth int) {
 	p := s.here()
 	segs := s.key()
 	if len(segs) == 0 {
 		return
 	}
-	path := base
+	base := s.node
+	defer func() { s.node = base }()
 	for _, seg := range segs {
-		path = joinPath(path, seg)
+		s.push(seg)
 	}
-	s.mark(path, p)
+	s.mark(p)
 	s.skipWS()
 	if s.peek(0) != '=' {
 		return
 	}
 	s.adv()
 	s.skipWS()
-	s.value(path, depth)
+	s.value(depth)
 }
 
-func (s *tomlScanner) value(path string, depth int) {
+// value scans the value whose path is s.node.
+func (s *tomlScanner) value(depth int) {
 	if depth > maxDepth {
 		return
 	}
@@ -278,10 +461,12 @@ func (s *tomlScanner) value(path string, depth int) {
 				s.adv()
 				return
 			}
-			el := fmt.Sprintf("%s[%d]", path, i)
-			s.mark(el, s.here())
+			base := s.node
+			s.pushIndex(i)
+			s.mark(s.here())
 			st := s.i
-			s.value(el, depth+1)
+			s.value(depth + 1)
+			s.node = base
 			s.skipWSNL()
 			switch s.peek(0) {
 			case ',':
@@ -304,7 +489,7 @@ func (s *tomlScanner) value(path string, depth int) {
 				return
 			}
 			st := s.i
-			s.keyval(path, depth+1)
+			s.keyval(depth + 1)
 			s.skipWS()
 			switch s.peek(0) {
 			case ',':

@@ -2,13 +2,15 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -41,34 +43,78 @@ func (k kind) String() string { return kindNames[k] }
 
 type node struct {
 	kind kind
+	b    bool
+	idx  int32  // this node's index in up, a list (see fpath)
 	s    string // kString; the source text for kOther
 	i    int64
 	f    float64
-	b    bool
-	keys []string // kMap, in source order
-	m    map[string]*node
+	kids []*node          // kMap: the fields, in source order (key names each)
+	m    map[string]*node // kMap: kids by key, only for large tables (smallMap)
 	list []*node
 	pos  policy.Pos // the value (YAML) or the key/header (TOML)
 	kpos policy.Pos // the key naming this node, when it has one
-	path string     // field path, relative to the resource or document
+	// The field path, relative to the resource or document, is built only
+	// when a diagnostic needs it (fpath): from the parent up and this
+	// node's key or index in it, or, at a root (up == nil), path.
+	up   *node
+	key  string // the key naming this node in up, a table
+	path string // a root's path
+}
+
+// fpath returns n's field path.
+func (n *node) fpath() string {
+	if n.up == nil {
+		return n.path
+	}
+	if n.up.kind == kList {
+		return n.up.fpath() + "[" + strconv.Itoa(int(n.idx)) + "]"
+	}
+	return joinPath(n.up.fpath(), n.key)
 }
 
 func (n *node) get(k string) *node {
-	if n == nil || n.m == nil {
+	if n == nil {
 		return nil
 	}
-	return n.m[k]
+	if n.m != nil {
+		return n.m[k]
+	}
+	for _, c := range n.kids {
+		if c.key == k {
+			return c
+		}
+	}
+	return nil
 }
 
-// setPaths assigns field paths to n's subtree, n itself being base.
+// smallMap is the most fields a table holds without an index: most tables
+// are small, and a scan of a few keys beats a map (and its allocation).
+const smallMap = 8
+
+// addKid appends field c, called k, to table n, which has no field k yet.
+func (n *node) addKid(k string, c *node) {
+	c.up, c.key = n, k
+	n.kids = append(n.kids, c)
+	n.index()
+}
+
+// index keeps n.m in step with n.kids once the table is too large to scan.
+func (n *node) index() {
+	switch {
+	case n.m != nil:
+		c := n.kids[len(n.kids)-1]
+		n.m[c.key] = c
+	case len(n.kids) > smallMap:
+		n.m = make(map[string]*node, 2*len(n.kids))
+		for _, x := range n.kids {
+			n.m[x.key] = x
+		}
+	}
+}
+
+// setPaths makes n's field path base, and its subtree's paths relative to it.
 func setPaths(n *node, base string) {
-	n.path = base
-	for _, k := range n.keys {
-		setPaths(n.m[k], joinPath(base, k))
-	}
-	for i, c := range n.list {
-		setPaths(c, fmt.Sprintf("%s[%d]", base, i))
-	}
+	n.up, n.path = nil, base
 }
 
 func joinPath(base, k string) string {
@@ -161,13 +207,13 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 		return b.build(y.Content[0], depth+1)
 	case yaml.MappingNode:
 		n.kind = kMap
-		n.m = make(map[string]*node, len(y.Content)/2)
+		n.kids = make([]*node, 0, len(y.Content)/2)
 		for i := 0; i+1 < len(y.Content); i += 2 {
 			k, v := y.Content[i], y.Content[i+1]
 			if k.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("line %d: mapping keys must be strings", k.Line)
 			}
-			if _, dup := n.m[k.Value]; dup {
+			if n.get(k.Value) != nil {
 				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
 			}
 			c, err := b.build(v, depth+1)
@@ -175,17 +221,17 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 				return nil, err
 			}
 			c.kpos = policy.Pos{File: b.file, Line: k.Line, Col: k.Column}
-			n.keys = append(n.keys, k.Value)
-			n.m[k.Value] = c
+			n.addKid(k.Value, c)
 		}
 	case yaml.SequenceNode:
 		n.kind = kList
-		for _, e := range y.Content {
+		for i, e := range y.Content {
 			c, err := b.build(e, depth+1)
 			if err != nil {
 				return nil, err
 			}
 			c.kpos = c.pos
+			c.up, c.idx = n, int32(i)
 			n.list = append(n.list, c)
 		}
 	case yaml.ScalarNode:
@@ -195,12 +241,20 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 			n.kind = kNull
 		case "!!bool":
 			n.kind = kBool
-			if err := y.Decode(&n.b); err != nil {
-				n.kind = kString
+			switch y.Value {
+			case "true":
+				n.b = true
+			case "false":
+			default:
+				if err := y.Decode(&n.b); err != nil {
+					n.kind = kString
+				}
 			}
 		case "!!int":
 			n.kind = kInt
-			if err := y.Decode(&n.i); err != nil {
+			if v, ok := plainDecimal(y.Value); ok {
+				n.i = v
+			} else if err := y.Decode(&n.i); err != nil {
 				n.kind = kFloat // out of int64 range; reported as "not an integer"
 				n.f = math.Inf(1)
 			}
@@ -220,6 +274,29 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 	return n, nil
 }
 
+// plainDecimal parses an integer written plainly in decimal (optional minus,
+// no leading zero, at most 18 digits): what yaml.v3 would decode to the same
+// value, without the cost of a Decode per number. Anything else (hex, octal,
+// underscores, signs, large values) is left to yaml.v3.
+func plainDecimal(s string) (int64, bool) {
+	d := strings.TrimPrefix(s, "-")
+	if d == "" || len(d) > 18 || d[0] == '0' && len(d) > 1 {
+		return 0, false
+	}
+	var v int64
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if len(d) < len(s) {
+		v = -v
+	}
+	return v, true
+}
+
 // ---- TOML ----
 
 // parseTOML decodes a TOML file into a tree whose paths are the full key
@@ -227,7 +304,8 @@ func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 // toml.MetaData keeps no position per array element.
 func parseTOML(file string, data []byte) (*node, *Diag) {
 	var m map[string]any
-	if _, err := toml.Decode(string(data), &m); err != nil {
+	text := string(data)
+	if _, err := toml.Decode(text, &m); err != nil {
 		d := &Diag{File: file, Msg: err.Error()}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
@@ -235,8 +313,8 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 		}
 		return nil, d
 	}
-	idx := scanTOMLPositions(data)
-	root, err := tomlBuild(m, "", idx, policy.Pos{File: file, Line: 1, Col: 1}, file, 0)
+	tb := &tomlBuilder{idx: scanTOMLPositions(text), file: file}
+	root, err := tb.build(m, 0, policy.Pos{File: file, Line: 1, Col: 1}, 0)
 	if err != nil {
 		return nil, &Diag{File: file, Line: 1, Col: 1, Msg: err.Error()}
 	}
@@ -244,13 +322,21 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 	return root, nil
 }
 
-func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, file string, depth int) (*node, error) {
+// tomlBuilder builds the tree of a decoded TOML document, following each
+// value's key path in the position index as it descends.
+type tomlBuilder struct {
+	idx  *posIndex
+	file string
+}
+
+// build builds the node for v, whose key path is index node at.
+func (tb *tomlBuilder) build(v any, at int32, parent policy.Pos, depth int) (*node, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
 	pos := parent
-	if p, ok := idx[path]; ok {
-		pos = policy.Pos{File: file, Line: p[0], Col: p[1]}
+	if line, col, ok := tb.idx.at(at); ok {
+		pos = policy.Pos{File: tb.file, Line: line, Col: col}
 	}
 	n := &node{pos: pos, kpos: pos}
 	switch v := v.(type) {
@@ -264,42 +350,46 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 		n.kind, n.b = kBool, v
 	case map[string]any:
 		n.kind = kMap
-		n.m = make(map[string]*node, len(v))
+		n.kids = make([]*node, 0, len(v))
 		for k, x := range v {
-			c, err := tomlBuild(x, joinPath(path, k), idx, pos, file, depth+1)
+			c, err := tb.build(x, tb.idx.key(at, k, false), pos, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			n.m[k] = c
-			n.keys = append(n.keys, k)
+			c.up, c.key = n, k
+			n.kids = append(n.kids, c)
 		}
-		sort.Slice(n.keys, func(i, j int) bool {
-			a, b := n.m[n.keys[i]].pos, n.m[n.keys[j]].pos
-			if a.Line != b.Line {
-				return a.Line < b.Line
+		// Source order: by position, then by name.
+		slices.SortFunc(n.kids, func(a, b *node) int {
+			if a.pos.Line != b.pos.Line {
+				return cmp.Compare(a.pos.Line, b.pos.Line)
 			}
-			if a.Col != b.Col {
-				return a.Col < b.Col
+			if a.pos.Col != b.pos.Col {
+				return cmp.Compare(a.pos.Col, b.pos.Col)
 			}
-			return n.keys[i] < n.keys[j]
+			return strings.Compare(a.key, b.key)
 		})
+		if len(n.kids) > smallMap {
+			n.m = make(map[string]*node, len(n.kids))
+			for _, c := range n.kids {
+				n.m[c.key] = c
+			}
+		}
 	case []map[string]any:
 		n.kind = kList
+		n.list = make([]*node, 0, len(v))
 		for i, x := range v {
-			c, err := tomlBuild(x, fmt.Sprintf("%s[%d]", path, i), idx, pos, file, depth+1)
-			if err != nil {
+			if err := tb.elem(n, x, at, i, pos, depth); err != nil {
 				return nil, err
 			}
-			n.list = append(n.list, c)
 		}
 	case []any:
 		n.kind = kList
+		n.list = make([]*node, 0, len(v))
 		for i, x := range v {
-			c, err := tomlBuild(x, fmt.Sprintf("%s[%d]", path, i), idx, pos, file, depth+1)
-			if err != nil {
+			if err := tb.elem(n, x, at, i, pos, depth); err != nil {
 				return nil, err
 			}
-			n.list = append(n.list, c)
 		}
 	case time.Time, toml.Primitive:
 		n.kind, n.s = kOther, fmt.Sprint(v)
@@ -307,4 +397,15 @@ func tomlBuild(v any, path string, idx map[string][2]int, parent policy.Pos, fil
 		n.kind, n.s = kOther, fmt.Sprint(v)
 	}
 	return n, nil
+}
+
+// elem builds element i of list n, whose key path is index node at.
+func (tb *tomlBuilder) elem(n *node, x any, at int32, i int, pos policy.Pos, depth int) error {
+	c, err := tb.build(x, tb.idx.index(at, i, false), pos, depth+1)
+	if err != nil {
+		return err
+	}
+	c.up, c.idx = n, int32(i)
+	n.list = append(n.list, c)
+	return nil
 }
