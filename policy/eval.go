@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 
@@ -43,20 +44,66 @@ func Compile(cfg *Config) (*Program, error) {
 	entries := addrEntries(cfg, p.r)
 	p.eps = make([]epChains, len(p.r.endpoints))
 	cb := &chainBuilder{entries: entries}
+	// A chain depends only on what it evaluates, not on the endpoint, so
+	// identical chains share one immutable build: the normal and forward
+	// egress chains of an endpoint whose policies are all applyOnForward,
+	// and endpoints selected by the same policies.
+	memo := map[string]*chain{}
+	var key []byte
+	build := func(pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32) *chain {
+		key = chainKey(key[:0], pl, dir, fam, endOfTier, profiles)
+		if c, ok := memo[string(key)]; ok {
+			return c
+		}
+		c := cb.build(cfg, pl, dir, fam, endOfTier, profiles)
+		memo[string(key)] = c
+		return c
+	}
 	for i := range p.r.endpoints {
 		e := &p.r.endpoints[i]
 		ec := &p.eps[i]
 		for fi, fam := range [2]uint8{4, 6} {
-			ec.c[chUntrackedIn][fi] = cb.build(cfg, &e.Plans[PlanUntracked], Ingress, fam, false, nil)
-			ec.c[chUntrackedOut][fi] = cb.build(cfg, &e.Plans[PlanUntracked], Egress, fam, false, nil)
-			ec.c[chPreDNAT][fi] = cb.build(cfg, &e.Plans[PlanPreDNAT], Ingress, fam, false, nil)
-			ec.c[chNormalIn][fi] = cb.build(cfg, &e.Plans[PlanNormal], Ingress, fam, true, e.Profiles)
-			ec.c[chNormalOut][fi] = cb.build(cfg, &e.Plans[PlanNormal], Egress, fam, true, e.Profiles)
-			ec.c[chForwardIn][fi] = cb.build(cfg, &e.Plans[PlanForward], Ingress, fam, true, nil)
-			ec.c[chForwardOut][fi] = cb.build(cfg, &e.Plans[PlanForward], Egress, fam, true, nil)
+			ec.c[chUntrackedIn][fi] = build(&e.Plans[PlanUntracked], Ingress, fam, false, nil)
+			ec.c[chUntrackedOut][fi] = build(&e.Plans[PlanUntracked], Egress, fam, false, nil)
+			ec.c[chPreDNAT][fi] = build(&e.Plans[PlanPreDNAT], Ingress, fam, false, nil)
+			ec.c[chNormalIn][fi] = build(&e.Plans[PlanNormal], Ingress, fam, true, e.Profiles)
+			ec.c[chNormalOut][fi] = build(&e.Plans[PlanNormal], Egress, fam, true, e.Profiles)
+			ec.c[chForwardIn][fi] = build(&e.Plans[PlanForward], Ingress, fam, true, nil)
+			ec.c[chForwardOut][fi] = build(&e.Plans[PlanForward], Egress, fam, true, nil)
 		}
 	}
 	return p, nil
+}
+
+// chainKey appends to k everything chainBuilder.build reads: the chain's
+// direction, family, end-of-tier flag, profiles, and per tier (with policies
+// in this direction) its index, default action and policies in order.
+func chainKey(k []byte, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32) []byte {
+	put := func(v int32) { k = binary.LittleEndian.AppendUint32(k, uint32(v)) }
+	k = append(k, byte(dir), fam)
+	if endOfTier {
+		k = append(k, 1)
+	} else {
+		k = append(k, 0)
+	}
+	put(int32(len(profiles)))
+	for _, pi := range profiles {
+		put(pi)
+	}
+	for ti := range pl.Tiers {
+		t := &pl.Tiers[ti]
+		pols := t.Policies(dir)
+		if len(pols) == 0 {
+			continue
+		}
+		put(t.Tier)
+		k = append(k, byte(t.DefaultAction))
+		put(int32(len(pols)))
+		for _, pi := range pols {
+			put(pi)
+		}
+	}
+	return k
 }
 
 // addrEntries lists everything a rule selector can select (spec §6): host
