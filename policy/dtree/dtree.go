@@ -84,7 +84,7 @@ const (
 // Tuning.
 const (
 	maxParts    = 5   // partitions, see group
-	splitSample = 256 // rules sampled when searching a node's cut
+	splitSample = 64 // rules sampled when searching a node's cut
 	// A node with at most this many rules becomes a leaf. Small sets stay
 	// in cache, where a tree level costs less than checking rules; in big
 	// ones every level deep down is a cache miss while a leaf's rules are
