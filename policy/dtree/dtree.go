@@ -83,7 +83,7 @@ const (
 
 // Tuning.
 const (
-	maxParts    = 5   // partitions, see group
+	maxParts    = 5  // partitions, see group
 	splitSample = 64 // rules sampled when searching a node's cut
 	// A node with at most this many rules becomes a leaf. Small sets stay
 	// in cache, where a tree level costs less than checking rules; in big
