@@ -287,11 +287,10 @@ func runMain(args []string) int {
 	// flows, trace reload line, counters, systemd STATUS. The caller writes
 	// the stats file.
 	apply := func(l *engine.Loaded, nrt config.Runtime, errs, files []string, okWhat, failWhat string) error {
-		if l != nil && (nrt.QueueBase != rt.QueueBase || nrt.MarkMask != rt.MarkMask || nrt.FailureMode != rt.FailureMode) {
-			log.Warn("queueBase, markMask and failureMode changes need a restart; kept the running values")
-		}
-		if l != nil && (nrt.MetricsAddress != rt.MetricsAddress || nrt.MetricsAllowRemote != rt.MetricsAllowRemote) {
-			log.Warn("metricsAddress and metricsAllowRemote changes need a restart; kept the running values")
+		if l != nil && nrt != rt {
+			// The engine, its queues, hooks, trace and deny cache were built
+			// from rt at start; only policy and [gateway] change on reload.
+			log.Warn("[engine] changes take effect at restart; kept the running values", "running", fmt.Sprintf("%+v", rt), "file", fmt.Sprintf("%+v", nrt))
 		}
 		for _, msg := range errs {
 			log.Error("config", "error", msg)
