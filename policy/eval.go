@@ -161,6 +161,22 @@ func (p *Program) Endpoint(id EndpointID) *Endpoint {
 	return &p.r.endpoints[id]
 }
 
+// EndpointName returns the host endpoint's name, "" for NoEndpoint (traces).
+func (p *Program) EndpointName(id EndpointID) string {
+	if e := p.Endpoint(id); e != nil {
+		return e.Name
+	}
+	return ""
+}
+
+// TierName returns the name of tier i in evaluation order, "" for NoIndex (traces).
+func (p *Program) TierName(i int32) string {
+	if i < 0 || int(i) >= len(p.r.tiers) {
+		return ""
+	}
+	return p.r.tiers[i].Name
+}
+
 // SelectedBy returns the endpoints policy i (index into Config.Policies) selects.
 func (p *Program) SelectedBy(policy int) []EndpointID {
 	if policy < 0 || policy >= len(p.r.selectedBy) {

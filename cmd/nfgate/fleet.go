@@ -176,7 +176,7 @@ func (f *fleet) load(s *datastore.Snapshot) (l *engine.Loaded, rt config.Runtime
 	if err != nil {
 		return nil, rt, strings.Split(err.Error(), "\n"), files
 	}
-	return &engine.Loaded{Policy: named(prog), Config: s.Loaded.Policy, Hash: hex.EncodeToString(s.Loaded.Hash[:4]), Files: files}, rt, nil, files
+	return &engine.Loaded{Policy: prog, Config: s.Loaded.Policy, Hash: hex.EncodeToString(s.Loaded.Hash[:4]), Files: files}, rt, nil, files
 }
 
 func sameDatastore(a, b config.Datastore) bool {

@@ -70,7 +70,7 @@ func loadLive(path string) (l *engine.Loaded, rt config.Runtime, errs []string, 
 	if err != nil {
 		return nil, rt, strings.Split(err.Error(), "\n"), files
 	}
-	return &engine.Loaded{Policy: named(prog), Config: ld.Policy, Hash: hex.EncodeToString(ld.Hash[:4]), Files: ld.Files},
+	return &engine.Loaded{Policy: prog, Config: ld.Policy, Hash: hex.EncodeToString(ld.Hash[:4]), Files: ld.Files},
 		ld.Runtime, nil, files
 }
 
