@@ -165,22 +165,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		}
 		return policy.Interface{Name: name, Addrs: hostAddrs(name)}
 	}
-	var path policy.Path
-	path.FromLocal, path.ToLocal = *fromLocal, *local
-	switch {
-	case *fromLocal && *local:
-		lo := "lo"
-		if *in != "" {
-			lo = *in
-		}
-		path.In, path.Out = iface(lo), iface(lo)
-	case *fromLocal:
-		path.Out = iface(*out)
-	case *local:
-		path.In = iface(*in)
-	default:
-		path.In, path.Out = iface(*in), iface(*out)
-	}
+	path := packetPath(*in, *out, *local, *fromLocal, iface)
 	if *dnatTo != "" {
 		if ap, err := netip.ParseAddrPort(*dnatTo); err == nil {
 			path.DNATAddr, path.DNATPort = ap.Addr().Unmap(), ap.Port()
@@ -288,4 +273,27 @@ func describePacket(p *classify.Packet) string {
 		return fmt.Sprintf("%s %s -> %s type %d code %d (ct %s)", name, p.Src, p.Dst, p.ICMPType, p.ICMPCode, p.CT)
 	}
 	return fmt.Sprintf("%s %s -> %s (ct %s)", name, p.Src, p.Dst, p.CT)
+}
+
+// packetPath is the way a packet takes through the host, from the flags
+// explain and replay share: --in/--out for forwarded traffic, --local for
+// traffic to the host, --from-local for traffic from it, both for traffic
+// over lo (or the --in interface).
+func packetPath(in, out string, local, fromLocal bool, iface func(string) policy.Interface) policy.Path {
+	path := policy.Path{FromLocal: fromLocal, ToLocal: local}
+	switch {
+	case fromLocal && local:
+		lo := "lo"
+		if in != "" {
+			lo = in
+		}
+		path.In, path.Out = iface(lo), iface(lo)
+	case fromLocal:
+		path.Out = iface(out)
+	case local:
+		path.In = iface(in)
+	default:
+		path.In, path.Out = iface(in), iface(out)
+	}
+	return path
 }

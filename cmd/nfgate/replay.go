@@ -77,21 +77,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		return usage("one of --out or --local is required")
 	}
 	iface := func(name string) policy.Interface { return policy.Interface{Name: name, Addrs: addrs[name]} }
-	path := policy.Path{FromLocal: *fromLocal, ToLocal: *local}
-	switch {
-	case *fromLocal && *local:
-		lo := "lo"
-		if *in != "" {
-			lo = *in
-		}
-		path.In, path.Out = iface(lo), iface(lo)
-	case *fromLocal:
-		path.Out = iface(*out)
-	case *local:
-		path.In = iface(*in)
-	default:
-		path.In, path.Out = iface(*in), iface(*out)
-	}
+	path := packetPath(*in, *out, *local, *fromLocal, iface)
 
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "nfgate replay: %v\n", err)
