@@ -255,13 +255,25 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	// Let the last decisions reach the trace and the stats file.
+	// Let the last decisions reach the trace and the stats file, then read
+	// the trace strictly between two stats files (rewritten every second)
+	// that agree: no decision happened in that window, so the trace holds
+	// exactly the decisions counted. A late packet (a TCP retransmission)
+	// after traffic stopped only makes the loop go round again.
 	var st map[string]any
-	for i := 0; i < 20; i++ {
+	var trace []map[string]any
+	for i := 0; ; i++ {
+		s1 := rawStats(d)
 		time.Sleep(1100 * time.Millisecond)
-		st = rawStats(d)
-		if n := sumMap(st["queued"]); n == samples[len(samples)-1].queued && i > 1 {
+		tr := d.Trace()
+		time.Sleep(1100 * time.Millisecond)
+		s2 := rawStats(d)
+		if sumMap(s1["queued"]) == sumMap(s2["queued"]) {
+			st, trace = s2, tr
 			break
+		}
+		if i == 20 {
+			t.Fatalf("decisions still arriving 45s after traffic stopped")
 		}
 		sample()
 	}
@@ -283,7 +295,7 @@ func TestSoak(t *testing.T) {
 	var lines, checked, wrong, deadline, cached, recheck, dropLines uint64
 	var reloadOK, reloadBad int
 	byVerdict := map[string]int{}
-	for _, r := range d.Trace() {
+	for _, r := range trace {
 		switch r["type"] {
 		case "reload":
 			if r["ok"] == true {
