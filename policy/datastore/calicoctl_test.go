@@ -164,6 +164,29 @@ func TestCalicoctlRoundTrip(t *testing.T) {
 			t.Errorf("compile: %v", err)
 		}
 		t.Logf("%d keys, %d warnings", len(keys), len(got.Warnings))
+
+		// What `calicoctl get KIND -o yaml` prints (status, uid,
+		// resourceVersion, calicoctl's defaults and all) loads, as a local
+		// file, to the same model.
+		var export strings.Builder
+		for _, k := range []string{"tiers", "globalnetworkpolicies", "hostendpoints", "globalnetworksets", "profiles", "felixconfigurations"} {
+			out, err := ctl.Run("", "get", k, "-o", "yaml")
+			if err != nil {
+				t.Fatalf("calicoctl get %s: %v\n%s", k, err, out)
+			}
+			export.WriteString("---\n" + out)
+		}
+		file := filepath.Join(dir, "export.yaml")
+		if err := os.WriteFile(file, []byte(export.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		exp := loadFile(t, dir, main, file)
+		if exp.err != nil {
+			t.Fatalf("calicoctl's export does not load: %v", exp.err)
+		}
+		if d := firstDiff(reflect.ValueOf(comparable(exp.Policy)), reflect.ValueOf(comparable(got.Policy)), "Config"); d != "" {
+			t.Errorf("calicoctl's export loaded directly differs from the datastore: %s", d)
+		}
 	})
 }
 
