@@ -208,7 +208,7 @@ func (f *fleet) report(s *datastore.Snapshot, gen uint64, err error, errs []stri
 	if err == nil {
 		f.applied, f.at, f.lastErr, f.errTime = s, now, "", time.Time{}
 		if s.FromCache {
-			f.log.Warn(fmt.Sprintf("enforcing cached policy from %s because the datastore is unreachable",
+			f.log.Warn(fmt.Sprintf("enforcing cached policy from %s because the datastore is unreachable or not ready",
 				s.Saved.Local().Format(time.RFC3339)), "revision", s.Revision)
 		}
 	} else {

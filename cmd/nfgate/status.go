@@ -96,7 +96,11 @@ func printFleet(w io.Writer, f *datastore.FleetStatus, now time.Time) {
 			inSync++
 		}
 	}
-	fmt.Fprintf(w, "datastore revision %d: %d gateway(s), %d in sync\n\n", f.Revision, len(f.Gateways), inSync)
+	fmt.Fprintf(w, "datastore revision %d: %d gateway(s), %d in sync\n", f.Revision, len(f.Gateways), inSync)
+	if f.NotReady != "" {
+		fmt.Fprintf(w, "NOT READY, no gateway applies changes: %s\n", f.NotReady)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tGEN\tHASH\tREVISION\tIN SYNC\tAPPLIED\tSOURCE\tLAST ERROR")
 	for _, g := range f.Gateways {

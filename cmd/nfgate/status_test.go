@@ -15,6 +15,7 @@ import (
 func TestStatusTable(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	rev := etcdtest.Put(t, cli, "/calico/resources/v3/projectcalico.org/tiers/security", `{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"security"},"spec":{"order":1}}`)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	defer func(f func() time.Time) { statusNow = f }(statusNow)
@@ -43,12 +44,23 @@ unreadable status key: /calico/nfgate/status/junk
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 
+	// Locked (calicoctl datastore migrate lock): said before the table.
+	etcdtest.Put(t, cli, "/calico/resources/v3/projectcalico.org/clusterinformations/default",
+		`{"kind":"ClusterInformation","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"datastoreReady":false}}`)
+	out.Reset()
+	if code := runStatus([]string{"--datastore-endpoints", srv.Endpoint}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if l := strings.SplitN(out.String(), "\n", 3); len(l) < 2 || !strings.HasPrefix(l[1], "NOT READY, no gateway applies changes: /calico/resources/v3/projectcalico.org/clusterinformations/default: ClusterInformation/default: spec.datastoreReady: the datastore is not ready") {
+		t.Errorf("locked datastore:\n%s", out.String())
+	}
+
 	out.Reset()
 	if code := runStatus([]string{"--datastore-endpoints", srv.Endpoint, "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("--json exit %d", code)
 	}
 	var fs datastore.FleetStatus
-	if err := json.Unmarshal(out.Bytes(), &fs); err != nil || len(fs.Gateways) != 2 || fs.Revision != rev || fs.Gateways[1].LastError == "" {
+	if err := json.Unmarshal(out.Bytes(), &fs); err != nil || len(fs.Gateways) != 2 || fs.Revision <= rev || fs.Gateways[1].LastError == "" || fs.NotReady == "" {
 		t.Errorf("--json: %v %s", err, out.String())
 	}
 }

@@ -342,7 +342,9 @@ func (l *loader) yamlDoc(doc *node, depth int) {
 		c.errf(doc.get("kind"), "kind %s is not supported (nfgate reads GlobalNetworkPolicy, HostEndpoint, GlobalNetworkSet, Profile, Tier and FelixConfiguration)", kind)
 		return
 	}
-	c.fields(doc, []string{"apiVersion", "kind", "metadata", "spec"}, nil)
+	// status is the subresource Calico's components write (calicoctl get
+	// -o yaml shows Tiers with status: {}); it says nothing about policy.
+	c.fields(doc, []string{"apiVersion", "kind", "metadata", "spec", "status"}, nil)
 	r := &resIn{kind: kind, pos: doc.pos, remote: l.remote}
 	meta := doc.get("metadata")
 	if !isSet(meta) {

@@ -12,14 +12,30 @@ import (
 
 // kinds are the Calico v3 kinds nfgate reads, with the plural that names
 // their folder in Calico's etcdv3 key layout (libcalico-go
-// backend/model/resource.go), sorted by plural.
-var kinds = []struct{ Kind, Plural string }{
-	{"FelixConfiguration", "felixconfigurations"},
-	{"GlobalNetworkPolicy", "globalnetworkpolicies"},
-	{"GlobalNetworkSet", "globalnetworksets"},
-	{"HostEndpoint", "hostendpoints"},
-	{"Profile", "profiles"},
-	{"Tier", "tiers"},
+// backend/model/resource.go), sorted by plural. Policy kinds are handed to
+// the loader; ClusterInformation only carries Calico's ready flag
+// (ready.go).
+var kinds = []struct {
+	Kind, Plural string
+	Policy       bool
+}{
+	{"ClusterInformation", "clusterinformations", false},
+	{"FelixConfiguration", "felixconfigurations", true},
+	{"GlobalNetworkPolicy", "globalnetworkpolicies", true},
+	{"GlobalNetworkSet", "globalnetworksets", true},
+	{"HostEndpoint", "hostendpoints", true},
+	{"Profile", "profiles", true},
+	{"Tier", "tiers", true},
+}
+
+// isPolicy reports whether kind is handed to the loader.
+func isPolicy(kind string) bool {
+	for _, k := range kinds {
+		if k.Kind == kind {
+			return k.Policy
+		}
+	}
+	return false
 }
 
 // ResourcePrefix is the folder of Calico's v3 resources under prefix
@@ -57,10 +73,29 @@ func parseKey(prefix, key string) (kind, name string, ok bool) {
 	return "", "", false
 }
 
-// Metadata fields the API server or calicoctl sets; they say nothing about
-// policy and are dropped before validation, so the strict loader sees what
-// a user would write.
-var serverMeta = []string{"uid", "creationTimestamp", "resourceVersion", "generation", "managedFields", "selfLink"}
+// Metadata fields the API server or calicoctl sets, and the Kubernetes
+// object metadata that says nothing about policy; they are dropped before
+// validation, so the strict loader sees what a user would write.
+// (calicoctl v3.32.1 stores uid and creationTimestamp; it clears
+// resourceVersion, generation, finalizers and ownerReferences itself, but
+// other clients of the same backend may keep them.)
+var serverMeta = []string{"uid", "creationTimestamp", "resourceVersion", "generation", "managedFields", "selfLink",
+	"deletionTimestamp", "deletionGracePeriodSeconds", "finalizers", "ownerReferences", "generateName"}
+
+// calicoctlFelixDefaults are the FelixConfiguration fields libcalico-go
+// fills in on every create and update when the user left them out
+// (clientv3/felixconfig.go setDefaults, the API's kubebuilder default for
+// nftablesMode, and bpfLogLevel, which is not omitempty). None means
+// anything to nfgate; with exactly these values they are dropped, so that
+// a stored FelixConfiguration warns about what its author wrote, not about
+// what calicoctl added.
+var calicoctlFelixDefaults = map[string]string{
+	"floatingIPs":                    "Disabled",
+	"bpfConnectTimeLoadBalancing":    "TCP",
+	"bpfHostNetworkedNATWithoutCTLB": "Enabled",
+	"nftablesMode":                   "Auto",
+	"bpfLogLevel":                    "",
+}
 
 // annotationMetadata is where Calico's etcdv3 backend keeps a policy's name
 // as the user wrote it.
@@ -85,6 +120,16 @@ func normalise(key, kind, name string, value []byte) ([]byte, *config.Diag) {
 	}
 	if k, ok := doc["kind"].(string); ok && k != kind {
 		return nil, bad("kind", "a %s is stored under the key of a %s", k, kind)
+	}
+	// The status subresource (Tier and Node carry "status": {}) is
+	// written by Calico's components, never by the user; Felix ignores it.
+	delete(doc, "status")
+	if spec, ok := doc["spec"].(map[string]any); ok && kind == "FelixConfiguration" {
+		for f, v := range calicoctlFelixDefaults {
+			if s, ok := spec[f].(string); ok && s == v {
+				delete(spec, f)
+			}
+		}
 	}
 	meta, ok := doc["metadata"].(map[string]any)
 	if !ok {
@@ -149,8 +194,8 @@ func newResource(prefix, key string, value []byte, modRev int64) (Resource, bool
 	return r, true
 }
 
-// documents returns the resources in key order as loader documents, and
-// the normalisation problems.
+// documents returns the resources in key order as loader documents (policy
+// kinds only), and the normalisation problems of all of them.
 func documents(res map[string]Resource) ([]config.Document, []Resource, config.Errors) {
 	keys := make([]string, 0, len(res))
 	for k := range res {
@@ -167,7 +212,9 @@ func documents(res map[string]Resource) ([]config.Document, []Resource, config.E
 			errs = append(errs, *r.Err)
 			continue
 		}
-		docs = append(docs, config.Document{Name: r.Key, Data: r.Data})
+		if isPolicy(r.Kind) {
+			docs = append(docs, config.Document{Name: r.Key, Data: r.Data})
+		}
 	}
 	return docs, list, errs
 }

@@ -154,6 +154,9 @@ type FleetStatus struct {
 	Gateways []Status `json:"gateways"`
 	// Bad lists status keys whose value is not a Status.
 	Bad []string `json:"bad,omitempty"`
+	// NotReady, when set, is why no gateway applies changes: Calico's ready
+	// flag (ClusterInformation default) is not true.
+	NotReady string `json:"not_ready,omitempty"`
 }
 
 // ListStatus reads the fleet's state.
@@ -163,11 +166,23 @@ func ListStatus(ctx context.Context, cli *clientv3.Client, prefix string) (*Flee
 	for _, k := range kinds {
 		ops = append(ops, clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly()))
 	}
+	ciKey := rp + "clusterinformations/" + clusterInfoName
+	ops = append(ops, clientv3.OpGet(ciKey))
 	resp, err := cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, err
 	}
 	fs := &FleetStatus{Gateways: []Status{}}
+	ci := map[string]Resource{}
+	for _, kv := range resp.Responses[len(ops)-1].GetResponseRange().GetKvs() {
+		if r, ok := newResource(prefix, string(kv.Key), kv.Value, kv.ModRevision); ok {
+			ci[r.Key] = r
+		}
+	}
+	if d := notReady(prefix, ci); d != nil {
+		fs.NotReady = d.String()
+	}
+	resp.Responses = resp.Responses[:len(ops)-1]
 	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
 		var s Status
 		if json.Unmarshal(kv.Value, &s) != nil || s.Node == "" {

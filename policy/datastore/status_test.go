@@ -99,6 +99,7 @@ func TestWatchTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
+	etcdtest.InitCalico(t, cli)
 	put(t, cli, pfx+"globalnetworkpolicies/allow-ssh", gnpJSON("allow-ssh", 4, 22))
 	w, err := New(Options{Datastore: ds, MainPath: fleetMain(t, "gw1"), Logger: testLog(t), ListTimeout: 2 * time.Second})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -95,6 +96,7 @@ type Watcher struct {
 	stats    Stats
 
 	// owned by the run goroutine
+	unread    map[string]int64 // unreadKinds' key counts at the last list
 	res       map[string]Resource
 	have      bool // res holds a list or a cache
 	rev       int64
@@ -228,16 +230,20 @@ func (w *Watcher) list(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, w.opts.ListTimeout)
 	defer cancel()
 	rp := ResourcePrefix(w.opts.Datastore.Prefix)
-	ops := make([]clientv3.Op, len(kinds))
-	for i, k := range kinds {
-		ops[i] = clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix())
+	ops := make([]clientv3.Op, 0, len(kinds)+len(unreadKinds))
+	for _, k := range kinds {
+		ops = append(ops, clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix()))
+	}
+	for _, k := range unreadKinds {
+		ops = append(ops, clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()))
 	}
 	resp, err := w.cli.Txn(lctx).Then(ops...).Commit()
 	if err != nil {
 		return err
 	}
+	w.noteUnread(resp.Responses[len(kinds):])
 	res := map[string]Resource{}
-	for _, r := range resp.Responses {
+	for _, r := range resp.Responses[:len(kinds)] {
 		for _, kv := range r.GetResponseRange().GetKvs() {
 			if x, ok := newResource(w.opts.Datastore.Prefix, string(kv.Key), kv.Value, kv.ModRevision); ok {
 				res[x.Key] = x
@@ -250,6 +256,22 @@ func (w *Watcher) list(ctx context.Context) error {
 	w.res, w.have, w.rev, w.fromCache = res, true, resp.Header.Revision, false
 	w.count(func(s *Stats) { s.Revision = max(s.Revision, w.rev) })
 	return nil
+}
+
+// noteUnread logs, when their number changed, the resources of kinds
+// Felix would use and nfgate does not read (unreadKinds).
+func (w *Watcher) noteUnread(counts []*etcdserverpb.ResponseOp) {
+	if w.unread == nil {
+		w.unread = map[string]int64{}
+	}
+	for i, k := range unreadKinds {
+		n := counts[i].GetResponseRange().GetCount()
+		if n != w.unread[k.Kind] && n > 0 {
+			w.log.Warn(fmt.Sprintf("datastore: %d %s resource(s) are not read by nfgate: %s", n, k.Kind, k.Why),
+				"folder", ResourcePrefix(w.opts.Datastore.Prefix)+k.Plural+"/")
+		}
+		w.unread[k.Kind] = n
+	}
 }
 
 func (w *Watcher) useCache() {
@@ -351,10 +373,17 @@ func (w *Watcher) watch(ctx context.Context) error {
 	}
 }
 
-// emit loads the current resources with the local files and delivers the
-// snapshot if it differs from the last one delivered (or force).
-func (w *Watcher) emit(force bool) {
-	docs, list, errs := documents(w.res)
+// build loads res with the local files. For a set read from etcd (not the
+// cache) Calico's ready flag must be true (ready.go); notReady says it is
+// not.
+func (w *Watcher) build(res map[string]Resource, rev int64, fromCache bool, saved time.Time) (s *Snapshot, notReadyFlag bool) {
+	docs, list, errs := documents(res)
+	if !fromCache {
+		if d := notReady(w.opts.Datastore.Prefix, res); d != nil {
+			notReadyFlag = true
+			errs = append(config.Errors{*d}, errs...)
+		}
+	}
 	loaded, err := config.LoadWith(w.opts.MainPath, docs)
 	if err != nil {
 		var ce config.Errors
@@ -364,22 +393,46 @@ func (w *Watcher) emit(force bool) {
 			errs = append(errs, config.Diag{File: w.opts.MainPath, Msg: err.Error()})
 		}
 	}
-	s := &Snapshot{Revision: w.rev, Resources: list, Loaded: loaded, FromCache: w.fromCache, Time: time.Now()}
-	if w.fromCache {
-		s.Saved = w.saved
+	s = &Snapshot{Revision: rev, Resources: list, Loaded: loaded, FromCache: fromCache, Time: time.Now()}
+	if fromCache {
+		s.Saved = saved
 	}
 	if len(errs) > 0 {
 		s.Err = errs
 		loaded.Policy = nil
 	}
-	if p := w.latest; !force && p != nil && p.Loaded != nil && p.Loaded.Hash == loaded.Hash && errText(p.Err) == errText(s.Err) && p.FromCache == s.FromCache {
+	return s, notReadyFlag
+}
+
+// emit loads the current resources with the local files and delivers the
+// snapshot if it differs from the last one delivered (or force). While the
+// datastore is not ready and nothing has been delivered yet, the cached set
+// stands in for it, as when etcd is unreachable.
+func (w *Watcher) emit(force bool) {
+	s, notReadyFlag := w.build(w.res, w.rev, w.fromCache, w.saved)
+	if notReadyFlag && w.LastGood() == nil && w.opts.Datastore.CacheFile != "" {
+		path := w.opts.Datastore.CacheFile
+		if rev, saved, res, err := readCache(path, w.opts.Datastore.Prefix); err != nil {
+			w.count(func(s *Stats) { s.CacheErrors++ })
+			w.log.Error("datastore: not ready and no usable cache", "err", err)
+		} else if cs, _ := w.build(res, rev, true, saved); cs.Err == nil {
+			w.log.Warn("datastore: not ready; enforcing the cached resource set", "why", s.Err.(config.Errors)[0].String(),
+				"file", path, "saved", saved, "revision", rev, "resources", len(res))
+			s = cs
+		}
+	}
+	if p := w.latest; !force && p != nil && p.Loaded != nil && p.Loaded.Hash == s.Loaded.Hash && errText(p.Err) == errText(s.Err) && p.FromCache == s.FromCache {
 		return
 	}
 	w.latest = s
 	if s.Err != nil {
 		w.count(func(st *Stats) { st.Rejected++ })
 		ce := s.Err.(config.Errors)
-		w.log.Warn("datastore: resource set rejected; the last good policy stays", "revision", s.Revision, "errors", len(ce))
+		if notReadyFlag {
+			w.log.Warn("datastore: not ready; the last good policy stays", "revision", s.Revision, "errors", len(ce))
+		} else {
+			w.log.Warn("datastore: resource set rejected; the last good policy stays", "revision", s.Revision, "errors", len(ce))
+		}
 		for i, d := range ce {
 			if i == 20 {
 				w.log.Warn("datastore: more errors not shown", "count", len(ce)-i)
@@ -393,9 +446,9 @@ func (w *Watcher) emit(force bool) {
 		w.stats.Snapshots++
 		w.stats.FromCache = s.FromCache
 		w.mu.Unlock()
-		w.log.Info("datastore: snapshot", "revision", s.Revision, "resources", len(list), "hash", s.HashHex()[:12], "fromCache", s.FromCache)
+		w.log.Info("datastore: snapshot", "revision", s.Revision, "resources", len(s.Resources), "hash", s.HashHex()[:12], "fromCache", s.FromCache)
 		if !s.FromCache && w.opts.Datastore.CacheFile != "" {
-			if err := writeCache(w.opts.Datastore.CacheFile, s.Revision, list); err != nil {
+			if err := writeCache(w.opts.Datastore.CacheFile, s.Revision, s.Resources); err != nil {
 				w.count(func(st *Stats) { st.CacheErrors++ })
 				w.log.Error("datastore: cannot write the cache", "file", w.opts.Datastore.CacheFile, "err", err)
 			}

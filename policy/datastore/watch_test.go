@@ -25,6 +25,18 @@ func TestNormalise(t *testing.T) {
 		{"name filled from the key", "tiers/security", `{"kind":"Tier","apiVersion":"projectcalico.org/v3","spec":{}}`, `"name":"security"`, false},
 		{"numbers kept exactly", "tiers/security", `{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"security"},"spec":{"order":100.25}}`, `"order":100.25`, false},
 		{"other fields left to the loader", "tiers/security", `{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"security","namespace":"x"}}`, `"namespace":"x"`, false},
+		{"status dropped (calicoctl writes Tiers with status {})", "tiers/default",
+			`{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"default","uid":"84f0","creationTimestamp":"2026-12-01T22:52:52Z"},"spec":{"order":1000000,"defaultAction":"Deny"},"status":{}}`,
+			`"spec":{"defaultAction":"Deny","order":1000000}}`, false},
+		{"Kubernetes object metadata dropped", "globalnetworksets/partners",
+			`{"kind":"GlobalNetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"partners","finalizers":["x.io/y"],"ownerReferences":[{"kind":"ConfigMap","name":"c","uid":"1","apiVersion":"v1"}],"generateName":"p-","deletionGracePeriodSeconds":5,"annotations":{"note":"kept"}},"spec":{}}`,
+			`"metadata":{"annotations":{"note":"kept"},"name":"partners"}`, false},
+		{"calicoctl's FelixConfiguration defaults dropped", "felixconfigurations/default",
+			`{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"logSeverityScreen":"Info","nftablesMode":"Auto","bpfLogLevel":"","bpfConnectTimeLoadBalancing":"TCP","bpfHostNetworkedNATWithoutCTLB":"Enabled","floatingIPs":"Disabled"}}`,
+			`"spec":{"logSeverityScreen":"Info"}}`, false},
+		{"other values of those fields kept", "felixconfigurations/default",
+			`{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"nftablesMode":"Enabled","bpfLogLevel":"Debug","floatingIPs":"Disabled"}}`,
+			`"spec":{"bpfLogLevel":"Debug","nftablesMode":"Enabled"}}`, false},
 		{"not JSON", "tiers/security", `order: 1`, "value is not a JSON object", true},
 		{"two values", "tiers/security", `{} {}`, "more than one JSON value", true},
 		{"kind under the wrong key", "tiers/partners", gnsJSON, "a GlobalNetworkSet is stored under the key of a Tier", true},
@@ -57,6 +69,7 @@ func TestKeys(t *testing.T) {
 		{"Profile", "/calico/resources/v3/projectcalico.org/profiles/x"},
 		{"Tier", "/calico/resources/v3/projectcalico.org/tiers/x"},
 		{"FelixConfiguration", "/calico/resources/v3/projectcalico.org/felixconfigurations/x"},
+		{"ClusterInformation", "/calico/resources/v3/projectcalico.org/clusterinformations/x"},
 	} {
 		if k, _ := Key("/calico", tc.kind, "x"); k != tc.key {
 			t.Errorf("Key(%s) = %s, want %s", tc.kind, k, tc.key)
@@ -75,6 +88,7 @@ func TestKeys(t *testing.T) {
 func TestWatchReadsCalicoLayout(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	put(t, cli, pfx+"globalnetworkpolicies/default.allow-ssh", gnpJSON("allow-ssh", 10, 22))
 	put(t, cli, pfx+"hostendpoints/gw1-eth0", hepJSON("gw1-eth0", "gw1", "eth0", "198.18.0.1"))
 	put(t, cli, pfx+"hostendpoints/gw2-eth0", hepJSON("gw2-eth0", "gw2", "eth0", "198.18.0.2"))
@@ -91,8 +105,8 @@ func TestWatchReadsCalicoLayout(t *testing.T) {
 		t.Fatalf("first snapshot rejected: %v", s.Err)
 	}
 	p := s.Loaded.Policy
-	if len(s.Resources) != 7 {
-		t.Errorf("%d resources, want 7 (IPPool and namespaced policy not read)", len(s.Resources))
+	if len(s.Resources) != 11 {
+		t.Errorf("%d resources, want 11 (calicoctl's 4 and the 7 written here; IPPool and namespaced policy not read)", len(s.Resources))
 	}
 	if len(p.Policies) != 1 || p.Policies[0].Name != "allow-ssh" || *p.Policies[0].Order != 10 || !p.Policies[0].ApplyOnForward {
 		t.Errorf("policies: %+v", p.Policies)
@@ -114,6 +128,7 @@ func TestWatchReadsCalicoLayout(t *testing.T) {
 func TestWatchChangesCoalescedAndTimed(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	key := pfx + "globalnetworkpolicies/allow-ssh"
 	put(t, cli, key, gnpJSON("allow-ssh", 1, 22))
 	put(t, cli, pfx+"hostendpoints/gw1-eth0", hepJSON("gw1-eth0", "gw1", "eth0", "198.18.0.1"))
@@ -147,6 +162,7 @@ func TestWatchChangesCoalescedAndTimed(t *testing.T) {
 func TestWatchInvalidResourceKeepsLastGood(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	put(t, cli, pfx+"globalnetworkpolicies/allow-ssh", gnpJSON("allow-ssh", 1, 22))
 	w, ch := newWatcher(t, srv.Endpoint, fleetMain(t, "gw1"), "")
 	first := next(t, ch, 10*time.Second, "a good snapshot", good)
@@ -182,6 +198,7 @@ func TestWatchInvalidResourceKeepsLastGood(t *testing.T) {
 func TestWatchEtcdStoppedAndRestarted(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	key := pfx + "globalnetworkpolicies/allow-ssh"
 	put(t, cli, key, gnpJSON("allow-ssh", 1, 22))
 	w, ch := newWatcher(t, srv.Endpoint, fleetMain(t, "gw1"), "")
@@ -212,6 +229,7 @@ func TestWatchEtcdStoppedAndRestarted(t *testing.T) {
 func TestWatchCutOffCompactedRelists(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	key := pfx + "globalnetworkpolicies/allow-ssh"
 	put(t, cli, key, gnpJSON("allow-ssh", 1, 22))
 	px := newProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"))
@@ -245,6 +263,7 @@ func TestWatchCutOffCompactedRelists(t *testing.T) {
 func TestCacheUsedWhenEtcdDownAtStart(t *testing.T) {
 	srv := etcdtest.Start(t, nil)
 	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
 	put(t, cli, pfx+"globalnetworkpolicies/allow-ssh", gnpJSON("allow-ssh", 7, 22))
 	put(t, cli, pfx+"hostendpoints/gw1-eth0", hepJSON("gw1-eth0", "gw1", "eth0", "198.18.0.1"))
 	main := fleetMain(t, "gw1")

@@ -23,26 +23,117 @@ import (
 	"github.com/nfgate/nfgate/test/netlab"
 )
 
-// The fleet's policy in etcd, as calicoctl (DATASTORE_TYPE=etcdv3) writes
-// it: Calico's key layout, the v3 object as JSON with the metadata
-// libcalico-go adds.
-const calicoKeys = "/calico/resources/v3/projectcalico.org/"
+// The fleet's policy, as a Calico user writes it and applies it with the
+// real calicoctl (v3.32.1, DATASTORE_TYPE=etcdv3). Forwarded TCP out of
+// each gateway's maintenance interface meets four tiers, in Calico's order:
+//
+//	security      (order 100, defaultAction Pass)  denies 8099
+//	kube-admin    (built-in, 1000, Pass)           denies 8098
+//	default       (built-in, 1000000, Deny)        passes 8097; allows 22, the port of the
+//	                                               moment, 8098 and 8099; the rest is dropped
+//	kube-baseline (built-in, 10000000, Pass)       allows 8097; denies 8000
+//
+// so a gateway allows the port of the moment and 8097 and drops 8098, 8099
+// and every other port only if it orders the tiers and honours their
+// default actions as Felix does.
+const fleetBase = `apiVersion: projectcalico.org/v3
+kind: Tier
+metadata:
+  name: security
+spec:
+  order: 100
+  defaultAction: Pass
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: security.deny-8099
+spec:
+  tier: security
+  order: 10
+  selector: network == 'maintenance'
+  applyOnForward: true
+  types: [Egress]
+  egress:
+  - action: Deny
+    protocol: TCP
+    destination:
+      ports: [8099]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: admin-deny-8098
+spec:
+  tier: kube-admin
+  selector: network == 'maintenance'
+  applyOnForward: true
+  types: [Egress]
+  egress:
+  - action: Deny
+    protocol: TCP
+    destination:
+      ports: [8098]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: baseline
+spec:
+  tier: kube-baseline
+  selector: network == 'maintenance'
+  applyOnForward: true
+  types: [Egress]
+  egress:
+  - action: Allow
+    protocol: TCP
+    destination:
+      ports: [8097]
+  - action: Deny
+    protocol: TCP
+    destination:
+      ports: [8000]
+`
 
-// fleetPolicy lets forwarded TCP to the given ports out of the
-// maintenance interface of every gateway.
-func fleetPolicy(name, action string, ports ...int) string {
-	ps := make([]string, len(ports))
-	for i, p := range ports {
-		ps[i] = fmt.Sprint(p)
-	}
-	return fmt.Sprintf(`{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.%s","uid":"5f0c7d1e-2b7a-4c1e-9d3f-0a8b6c4e2f10","creationTimestamp":"2024-05-01T10:00:00Z","annotations":{"projectcalico.org/metadata":"{\"name\":\"%s\"}"}},"spec":{"tier":"default","order":100,"selector":"network == 'maintenance'","types":["Egress"],"applyOnForward":true,"egress":[{"action":%q,"protocol":"TCP","source":{},"destination":{"ports":[%s]}}]}}`,
-		name, name, action, strings.Join(ps, ","))
+// fleetPolicy is the default tier's policy allowing port.
+func fleetPolicy(port int) string {
+	return fmt.Sprintf(`apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata:
+  name: maint-allowed
+spec:
+  order: 100
+  selector: network == 'maintenance'
+  applyOnForward: true
+  types: [Egress]
+  egress:
+  - action: Pass
+    protocol: TCP
+    destination:
+      ports: [8097]
+  - action: Allow
+    protocol: TCP
+    destination:
+      ports: [22, %d, 8098, 8099]
+`, port)
 }
 
 func fleetHEP(node string) string {
-	return fmt.Sprintf(`{"kind":"HostEndpoint","apiVersion":"projectcalico.org/v3","metadata":{"name":"%s.maint0","uid":"1b2c","creationTimestamp":"2024-05-01T10:00:00Z","labels":{"network":"maintenance"}},"spec":{"node":%q,"interfaceName":"maint0","expectedIPs":[%q]}}`,
-		node, node, netlab.GWMaint)
+	return fmt.Sprintf(`apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata:
+  name: %s.maint0
+  labels:
+    network: maintenance
+spec:
+  node: %s
+  interfaceName: maint0
+  expectedIPs: [%s]
+`, node, node, netlab.GWMaint)
 }
+
+// calicoKeys is where Calico's etcdv3 backend keeps v3 resources.
+const calicoKeys = "/calico/resources/v3/projectcalico.org/"
 
 // etcdLink makes etcd (on the root namespace's loopback) reachable from a
 // gateway namespace: a TCP forwarder listening on the gateway's loopback.
@@ -188,13 +279,16 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 // TestFleet runs three gateways, each `nfgate run` in its own namespace lab
-// with real traffic through it, on one real etcd holding the fleet's
-// policy in Calico's layout: a change reaches every gateway (measured:
-// change-to-enforced p50/p99); a bad resource is reported and the last
-// good policy stays; with etcd stopped enforcement is unchanged and a
-// gateway restarted enforces its cache; a change made while a gateway was
-// cut off is applied when it returns; without etcd and cache the daemon
-// refuses to start.
+// with real traffic through it, on one real etcd written by the real
+// calicoctl as a Calico user does: a Pass tier and Calico's built-in tiers
+// are enforced in Felix's order; a change reaches every gateway (measured:
+// calicoctl apply to enforced, p50/p99); while the datastore is locked
+// (calicoctl datastore migrate lock) nothing changes; a resource calicoctl
+// would refuse, written by another client, is reported and the last good
+// policy stays; with etcd stopped enforcement is unchanged and a gateway
+// restarted enforces its cache; a change made while a gateway was cut off
+// is applied when it returns; without etcd and cache the daemon refuses to
+// start.
 func TestFleet(t *testing.T) {
 	const nGW, changes = 3, 10
 	var gws []*gateway
@@ -203,24 +297,25 @@ func TestFleet(t *testing.T) {
 		gws = append(gws, &gateway{name: fmt.Sprintf("gw%d", i), lab: lab})
 	}
 	etcd := etcdtest.Start(t, nil)
+	ctl := etcd.NeedCalicoctl(t) // skips, saying why, without Calico's kit
 	cli := etcd.Client(t)
 	c := checker{t}
-	put := func(key, value string) { etcdtest.Put(t, cli, calicoKeys+key, value) }
-	del := func(key string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := cli.Delete(ctx, calicoKeys+key); err != nil {
-			t.Fatal(err)
-		}
+	apply := func(yaml string) time.Duration {
+		t0 := time.Now()
+		ctl.Apply(t, yaml)
+		return time.Since(t0)
 	}
-	const polKey = "globalnetworkpolicies/default.maint-allowed"
+	setup := fleetBase + "---\n" + fleetPolicy(8000)
 	for _, g := range gws {
-		put("hostendpoints/"+g.name+".maint0", fleetHEP(g.name))
+		setup += "---\n" + fleetHEP(g.name)
 	}
-	put(polKey, fleetPolicy("maint-allowed", "Allow", 22, 8000))
+	apply(setup)
 
 	for _, g := range gws {
-		for p := 8000; p <= 8000+changes+1; p++ {
+		for p := 8000; p <= 8000+changes+2; p++ {
+			netlab.EchoServer(g.lab.Listen(netlab.Maint, "tcp", fmt.Sprintf(":%d", p)))
+		}
+		for _, p := range []int{8097, 8098, 8099} {
 			netlab.EchoServer(g.lab.Listen(netlab.Maint, "tcp", fmt.Sprintf(":%d", p)))
 		}
 		g.link = linkEtcd(t, g.lab, etcd.Endpoint)
@@ -238,18 +333,40 @@ statusTTL = "5s"
 		g.d = startDaemon(t, g.lab, g.cfg, "")
 	}
 	each(gws, func(i int, g *gateway) {
-		c.is(g.name+": started from etcd: client->maint:8000 allowed", g.works(8000, time.Second), true)
-		c.is(g.name+": client->maint:8001 (not in the policy)", g.works(8001, 300*time.Millisecond), false)
+		c.is(g.name+": started from calicoctl's etcd: 8000 allowed (security's Pass, kube-admin, default's Allow; kube-baseline's Deny not reached)", g.works(8000, time.Second), true)
+		c.is(g.name+": 8099 denied by the security tier before default's Allow", g.works(8099, 300*time.Millisecond), false)
+		c.is(g.name+": 8098 denied by kube-admin (order 1000) before default's Allow", g.works(8098, 300*time.Millisecond), false)
+		c.is(g.name+": 8097 passed by default, allowed by kube-baseline", g.works(8097, time.Second), true)
+		c.is(g.name+": 8001 (in no policy) dropped at the end of the default tier", g.works(8001, 300*time.Millisecond), false)
 	})
 
-	// Convergence: change the policy `changes` times; each time every
-	// gateway must allow the new port and deny the previous one.
-	var swap, traffic []time.Duration
+	// Convergence: change the policy `changes` times with calicoctl; each
+	// time every gateway must allow the new port and deny the previous one.
+	var swap, traffic, ctlTime []time.Duration
 	var mu sync.Mutex
+	var toWrite []time.Duration   // calicoctl start -> its write seen by a watcher
+	var fromWrite []time.Duration // that write -> reload done
 	for k := 1; k <= changes; k++ {
 		port := 8000 + k
+		wctx, wcancel := context.WithCancel(context.Background())
+		wch := cli.Watch(wctx, calicoKeys+"globalnetworkpolicies/maint-allowed")
+		seen := make(chan time.Time, 1)
+		go func() {
+			if _, ok := <-wch; ok {
+				seen <- time.Now()
+			}
+		}()
 		t0 := time.Now()
-		put(polKey, fleetPolicy("maint-allowed", "Allow", 22, port))
+		ctlTime = append(ctlTime, apply(fleetPolicy(port)))
+		var written time.Duration
+		select {
+		case at := <-seen:
+			written = at.Sub(t0)
+			toWrite = append(toWrite, written)
+		case <-time.After(2 * time.Second):
+			t.Errorf("change %d: calicoctl's write not seen by a watcher", k)
+		}
+		wcancel()
 		each(gws, func(i int, g *gateway) {
 			deadline := t0.Add(10 * time.Second)
 			for !g.works(port, 50*time.Millisecond) {
@@ -271,6 +388,7 @@ statusTTL = "5s"
 			traffic = append(traffic, tr)
 			if line != nil && line["ok"] == true {
 				swap = append(swap, at.Sub(t0))
+				fromWrite = append(fromWrite, at.Sub(t0)-written)
 			} else {
 				t.Errorf("%s: change %d: no good reload line in the trace (%v)", g.name, k, line)
 			}
@@ -281,12 +399,20 @@ statusTTL = "5s"
 		})
 	}
 	c.is(fmt.Sprintf("all %d gateways enforced all %d changes (old port denied, new allowed)", nGW, changes), !t.Failed(), true)
-	msg := fmt.Sprintf("fleet convergence, %d gateways x %d changes (etcd put -> reload done, trace line): p50 %v, p99 %v (max); "+
-		"put -> first new flow through (polled every 50ms): p50 %v, p99 %v",
+	msg := fmt.Sprintf("fleet convergence, %d gateways x %d changes, from `calicoctl apply` started: reload done (trace line) p50 %v, p99 %v (max); "+
+		"first new flow through (polled every 50ms) p50 %v, p99 %v; calicoctl's etcd write seen after p50 %v (it exits after p50 %v); "+
+		"that write -> reload done p50 %v, p99 %v",
 		nGW, changes, percentile(swap, .5).Round(time.Millisecond), percentile(swap, .99).Round(time.Millisecond),
-		percentile(traffic, .5).Round(time.Millisecond), percentile(traffic, .99).Round(time.Millisecond))
+		percentile(traffic, .5).Round(time.Millisecond), percentile(traffic, .99).Round(time.Millisecond),
+		percentile(toWrite, .5).Round(time.Millisecond), percentile(ctlTime, .5).Round(time.Millisecond),
+		percentile(fromWrite, .5).Round(time.Millisecond), percentile(fromWrite, .99).Round(time.Millisecond))
 	t.Log(msg)
 	fmt.Println("TestFleet:", msg) // also visible without -v
+	last := 8000 + changes
+	each(gws, func(i int, g *gateway) {
+		c.is(g.name+": after the changes: 8099, 8098 still denied, 8097 still allowed",
+			!g.works(8099, 300*time.Millisecond) && !g.works(8098, 300*time.Millisecond) && g.works(8097, time.Second), true)
+	})
 
 	// Every gateway publishes its status; `nfgate status` shows the fleet.
 	inSync := func() (*datastore.FleetStatus, bool) {
@@ -312,22 +438,48 @@ statusTTL = "5s"
 	t.Logf("nfgate status:\n%s", out)
 	c.is("`nfgate status` lists every gateway in sync", strings.Contains(out, "3 gateway(s), 3 in sync"), true)
 
-	// An invalid resource: reported (trace, stats, status), the last good
-	// policy stays.
-	last := 8000 + changes
+	// Calico's ready flag: while the datastore is locked no change applies
+	// (Felix restarts and waits); unlocked, the change made meanwhile does.
 	before := make([]fleetStats, nGW)
 	for i, g := range gws {
 		before[i] = g.stats()
 	}
+	if out, err := ctl.Run("", "datastore", "migrate", "lock"); err != nil {
+		t.Fatalf("calicoctl datastore migrate lock: %v\n%s", err, out)
+	}
+	apply(fleetPolicy(last + 1))
+	each(gws, func(i int, g *gateway) {
+		s, ok := g.waitStats(5*time.Second, func(s fleetStats) bool { return s.ReloadErrs > before[i].ReloadErrs })
+		c.is(g.name+": locked: not applied, reported naming ClusterInformation", ok && s.Gen == before[i].Gen &&
+			strings.Contains(s.Datastore.LastError, "clusterinformations/default"), true)
+		c.is(g.name+": locked: new flow to the port of the change made meanwhile", g.works(last+1, 300*time.Millisecond), false)
+		c.is(g.name+": locked: new flow to the allowed port", g.works(last, time.Second), true)
+	})
+	if out, err := ctl.Run("", "datastore", "migrate", "unlock"); err != nil {
+		t.Fatalf("calicoctl datastore migrate unlock: %v\n%s", err, out)
+	}
+	each(gws, func(i int, g *gateway) {
+		_, ok := g.waitStats(10*time.Second, func(s fleetStats) bool { return s.Gen > before[i].Gen && s.Datastore.LastError == "" })
+		c.is(g.name+": unlocked: the change made while locked applied, error cleared", ok, true)
+		c.is(g.name+": unlocked: new flow to the port of that change", g.works(last+1, time.Second), true)
+	})
+	last++
+
+	// A resource calicoctl would refuse, written by another client:
+	// reported (trace, stats, status), the last good policy stays.
+	for i, g := range gws {
+		before[i] = g.stats()
+	}
 	t0 := time.Now()
-	put("globalnetworkpolicies/default.broken", fleetPolicy("broken", "Allw", 9999))
+	etcdtest.Put(t, cli, calicoKeys+"globalnetworkpolicies/broken",
+		`{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"broken"},"spec":{"selector":"all()","ingress":[{"action":"Allw"}]}}`)
 	each(gws, func(i int, g *gateway) {
 		s, ok := g.waitStats(5*time.Second, func(s fleetStats) bool { return s.ReloadErrs > before[i].ReloadErrs })
 		c.is(g.name+": invalid resource rejected (reload_errors +1, generation kept)", ok && s.Gen == before[i].Gen, true)
-		c.is(g.name+": stats name the bad key", strings.Contains(s.Datastore.LastError, "globalnetworkpolicies/default.broken"), true)
+		c.is(g.name+": stats name the bad key", strings.Contains(s.Datastore.LastError, "globalnetworkpolicies/broken"), true)
 		line, _ := g.reloadAfter(t0)
 		c.is(g.name+": trace reload line ok=false naming the etcd key", line != nil && line["ok"] == false &&
-			strings.Contains(fmt.Sprint(line["errors"]), calicoKeys+"globalnetworkpolicies/default.broken"), true)
+			strings.Contains(fmt.Sprint(line["errors"]), calicoKeys+"globalnetworkpolicies/broken"), true)
 		if i == 0 && line != nil {
 			t.Logf("reload trace line: %v", line)
 		}
@@ -339,16 +491,16 @@ statusTTL = "5s"
 	cancel()
 	bad := err == nil && len(fs.Gateways) == nGW
 	for _, s := range fs.Gateways {
-		bad = bad && strings.Contains(s.LastError, "default.broken")
+		bad = bad && strings.Contains(s.LastError, "globalnetworkpolicies/broken")
 	}
 	c.is("status keys show the error on every gateway", bad, true)
 	for i, g := range gws {
 		before[i] = g.stats()
 	}
-	del("globalnetworkpolicies/default.broken")
+	ctl.Delete(t, "globalnetworkpolicy", "broken")
 	each(gws, func(i int, g *gateway) {
 		s, ok := g.waitStats(5*time.Second, func(s fleetStats) bool { return s.Reloads > before[i].Reloads })
-		c.is(g.name+": bad resource deleted: good policy applied again, error cleared", ok && s.Datastore.LastError == "", true)
+		c.is(g.name+": bad resource deleted (calicoctl delete): good policy applied again, error cleared", ok && s.Datastore.LastError == "", true)
 	})
 
 	// etcd stopped: enforcement unchanged.
@@ -366,7 +518,8 @@ statusTTL = "5s"
 		c.is(g.name+": etcd stopped: same generation, no reload", s.Gen == before[i].Gen && s.Reloads == before[i].Reloads && s.ReloadErrs == before[i].ReloadErrs, true)
 	})
 
-	// A gateway restarted while etcd is down enforces its cache.
+	// A gateway restarted while etcd is down enforces its cache, tiers
+	// included.
 	g3 := gws[2]
 	netlab.Stop(g3.d.cmd, unix.SIGTERM, 5*time.Second)
 	start := time.Now()
@@ -377,6 +530,8 @@ statusTTL = "5s"
 	c.is(g3.name+": log says it enforces cached policy", strings.Contains(g3.d.log.String(), "enforcing cached policy from"), true)
 	c.is(g3.name+": from cache: new flow to the allowed port", g3.works(last, time.Second), true)
 	c.is(g3.name+": from cache: new flow to the old port", g3.works(last-1, 300*time.Millisecond), false)
+	c.is(g3.name+": from cache: 8098 denied (kube-admin), 8097 allowed (kube-baseline)",
+		!g3.works(8098, 300*time.Millisecond) && g3.works(8097, time.Second), true)
 
 	// Without etcd and without a cache the daemon refuses to start (before
 	// touching the kernel), so systemd retries.
@@ -400,8 +555,7 @@ statusTTL = "5s"
 	g2.link.Cut()
 	before[1] = g2.stats()
 	next := last + 1
-	t0 = time.Now()
-	put(polKey, fleetPolicy("maint-allowed", "Allow", 22, next))
+	apply(fleetPolicy(next))
 	each([]*gateway{gws[0], gws[2]}, func(i int, g *gateway) {
 		ok := false
 		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); {

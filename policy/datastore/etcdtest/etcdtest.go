@@ -215,3 +215,33 @@ func Put(tb testing.TB, cli *clientv3.Client, key, value string) int64 {
 	}
 	return r.Header.Revision
 }
+
+// CalicoInit is what calicoctl v3.32.1's first write to an etcdv3
+// datastore creates under /calico, key -> value: ClusterInformation
+// "default" with datastoreReady true, and the tiers default, kube-admin and
+// kube-baseline (each with "status": {}). A gateway never sees a Calico
+// datastore without them; tests and benchmarks that write resources without
+// calicoctl start with them (InitCalico).
+func CalicoInit() map[string]string {
+	const rp = "/calico/resources/v3/projectcalico.org/"
+	meta := `"uid":"956f6915-8cf3-44bc-8caf-58f7f78128c3","creationTimestamp":"2026-01-01T00:00:00Z"`
+	kv := map[string]string{
+		rp + "clusterinformations/default": `{"kind":"ClusterInformation","apiVersion":"projectcalico.org/v3","metadata":{"name":"default",` + meta +
+			`},"spec":{"clusterGUID":"7e9c61710b8c4d9388dbf3c08aa297ab","datastoreReady":true}}`,
+	}
+	for _, t := range []struct {
+		name, order, action string
+	}{{"default", "1000000", "Deny"}, {"kube-admin", "1000", "Pass"}, {"kube-baseline", "10000000", "Pass"}} {
+		kv[rp+"tiers/"+t.name] = `{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"` + t.name + `",` + meta +
+			`},"spec":{"order":` + t.order + `,"defaultAction":"` + t.action + `"},"status":{}}`
+	}
+	return kv
+}
+
+// InitCalico writes CalicoInit's keys.
+func InitCalico(tb testing.TB, cli *clientv3.Client) {
+	tb.Helper()
+	for k, v := range CalicoInit() {
+		Put(tb, cli, k, v)
+	}
+}
