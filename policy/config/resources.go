@@ -33,6 +33,7 @@ type resIn struct {
 	kind   string
 	name   *node
 	labels *node
+	annots *node    // metadata.annotations (YAML only)
 	spec   *node    // nil for a YAML document without spec
 	meta   []string // keys of spec that are metadata (TOML's flattened name, labels)
 	pos    policy.Pos

@@ -138,7 +138,7 @@ var validationCases = []struct {
 	{"HEP interfaceName slash", hep("h", `{node: gw, interfaceName: "eth0/1"}`), "spec.interfaceName", "must be \"*\" or 1-15 characters"},
 	{"HEP interfaceName star ok", hep("h", `{node: gw, interfaceName: "*"}`), "", ""},
 	{"HEP bad expectedIP", hep("h", `{node: gw, expectedIPs: [198.18.0.0/24]}`), "spec.expectedIPs[0]", "invalid IP address"},
-	{"HEP unknown profile", hep("h", `{node: gw, interfaceName: eth0, profiles: [nope]}`), "profiles", "profile \"nope\" does not exist"},
+	{"HEP unknown profile loads", hep("h", `{node: gw, interfaceName: eth0, profiles: [nope]}`), "", ""},
 	{"HEP default-allow profile ok", hep("h", `{node: gw, interfaceName: eth0, profiles: [projectcalico-default-allow]}`), "", ""},
 	{"HEP port protocol", hep("h", `{node: gw, interfaceName: eth0, ports: [{name: web, protocol: ICMP, port: 80}]}`), "spec.ports[0].protocol", "must be TCP, UDP or SCTP"},
 	{"HEP label value not string", "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: h, labels: {ingress: true}}\nspec: {node: gw, interfaceName: eth0}\n", "metadata.labels.ingress", "label values must be strings"},
