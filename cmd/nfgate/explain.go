@@ -100,6 +100,9 @@ type explainStage struct {
 	Reason    string `json:"reason"`
 	Logged    bool   `json:"logged,omitempty"`
 	Where     string `json:"where,omitempty"`
+	// Hook names the kernel hook when it is not the stage's usual one:
+	// "postrouting" for DNAT'd local traffic (an Allow there only returns).
+	Hook string `json:"hook,omitempty"`
 }
 
 type explainResult struct {
@@ -198,6 +201,9 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		if d.Pos.File != "" {
 			es.Where = fmt.Sprintf("%s:%d", d.Pos.File, d.Pos.Line)
 		}
+		if s.Postrouting {
+			es.Hook = "postrouting"
+		}
 		res.Stages = append(res.Stages, es)
 	}
 	if *asJSON {
@@ -221,6 +227,9 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, s := range tr.Stages {
 		fmt.Fprintf(stdout, "%-9s on %-8s %s\n", s.Stage, s.Interface, prog.Describe(s.Decision))
+		if s.Postrouting {
+			fmt.Fprintln(stdout, "          (DNAT'd local traffic is policed in mangle POSTROUTING: an Allow there only returns, the host's own OUTPUT rules decide)")
+		}
 	}
 	fmt.Fprintf(stdout, "final: %s\n", tr.Final)
 	return 0

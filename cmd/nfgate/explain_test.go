@@ -80,3 +80,39 @@ func TestExplainUsage(t *testing.T) {
 		}
 	}
 }
+
+// Locally originated traffic that nat OUTPUT DNATs: Calico polices it in
+// mangle POSTROUTING, where an Allow only returns, so explain reports NONE
+// (the host's OUTPUT rules decide) as the live daemon behaves; a Deny is a
+// DROP (issue 11 item 9).
+func TestExplainDNATedLocalOutput(t *testing.T) {
+	old := loadPolicy
+	defer func() { loadPolicy = old }()
+	loadPolicy = func(string) (*policy.Config, error) {
+		cfg := explainConfig()
+		cfg.Policies[0].ApplyOnForward = false
+		cfg.Policies[0].Egress = append(cfg.Policies[0].Egress, policytest.Deny(policytest.P("TCP"), policytest.DstPorts("80")))
+		return cfg, nil
+	}
+	base := "--config x.toml --from-local --out eth1 --iface-addr eth1=198.19.0.45 --src 198.19.0.45 --sport 40000 --dst 198.18.0.1 --proto TCP --json "
+	for _, c := range []struct {
+		args, final, verdict, hook string
+	}{
+		{"--dport 22 --dnat-to 198.19.7.7", "NONE", "NONE", "postrouting"},
+		{"--dport 80 --dnat-to 198.19.7.7", "DROP", "DROP", "postrouting"},
+		{"--dport 22", "ACCEPT", "ACCEPT", ""},
+	} {
+		var out, errb bytes.Buffer
+		if code := runExplain(strings.Fields(base+c.args), &out, &errb); code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.args, code, errb.String())
+		}
+		var res explainResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		last := res.Stages[len(res.Stages)-1]
+		if res.Final != c.final || last.Stage != "output" || last.Verdict != c.verdict || last.Hook != c.hook {
+			t.Errorf("%s: got final %s, last %+v; want %s / %s / hook %q", c.args, res.Final, last, c.final, c.verdict, c.hook)
+		}
+	}
+}

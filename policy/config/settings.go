@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 // Felix settings nfgate honours, under the same names in TOML [gateway] and
 // in a FelixConfiguration's spec.
 var felixFields = []string{
-	"interfacePrefix", "failsafeInboundHostPorts", "failsafeOutboundHostPorts",
+	"interfacePrefix", "interfaceExclude", "failsafeInboundHostPorts", "failsafeOutboundHostPorts",
 	"iptablesFilterDenyAction", "defaultEndpointToHostAction", "disableConntrackInvalidCheck",
 }
 
@@ -38,6 +39,7 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 		FailsafeOutbound:            policy.DefaultFailsafeOutbound(),
 		DenyAction:                  policy.DenyDrop,
 		DefaultEndpointToHostAction: policy.Deny,
+		InterfaceExclude:            DefaultInterfaceExclude(),
 	}
 	if gw == nil {
 		c.d.add(false, policy.Pos{}, "", "gateway", "the main configuration file needs a [gateway] table with nodeName")
@@ -108,16 +110,62 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 				}
 				c.errf(v, "%s is also set in [gateway] at %s:%d; set it in one place", k, g.pos.File, g.pos.Line)
 			}
-			c.felixField(&st, k, v)
+			c.felixField(&st, k, v, true)
 		}
 	}
 	c.res = ""
 	for _, k := range felixFields {
 		if v := gw.get(k); isSet(v) {
-			c.felixField(&st, k, v)
+			c.felixField(&st, k, v, false)
 		}
 	}
 	return st
+}
+
+// DefaultInterfaceExclude is Felix's default InterfaceExclude: kube-ipvs0.
+func DefaultInterfaceExclude() []*regexp.Regexp {
+	return []*regexp.Regexp{regexp.MustCompile("^kube-ipvs0$")}
+}
+
+// Felix's InterfaceExclude syntax (config_params.go): a comma-separated list
+// (no spaces) of interface names or /regex/ patterns.
+var (
+	excludeNameRe  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,15}$`)
+	excludeRegexRe = regexp.MustCompile(`^/[^\s]+/$`)
+)
+
+// ParseInterfaceExclude parses Felix's InterfaceExclude value. "none" is no
+// exclusion at all.
+func ParseInterfaceExclude(s string) ([]*regexp.Regexp, error) {
+	if s == "none" {
+		return []*regexp.Regexp{}, nil
+	}
+	out := []*regexp.Regexp{}
+	for _, t := range strings.Split(s, ",") {
+		switch {
+		case excludeRegexRe.MatchString(t):
+			re, err := regexp.Compile(t[1 : len(t)-1])
+			if err != nil {
+				return nil, fmt.Errorf("%q: %v", t, err)
+			}
+			out = append(out, re)
+		case excludeNameRe.MatchString(t):
+			out = append(out, regexp.MustCompile("^"+regexp.QuoteMeta(t)+"$"))
+		default:
+			return nil, fmt.Errorf("%q is neither an interface name nor a /regex/ (entries are separated by commas, without spaces)", t)
+		}
+	}
+	return out, nil
+}
+
+// ExcludePattern writes an InterfaceExclude entry back as the user wrote
+// it: a name, or /regex/.
+func ExcludePattern(re *regexp.Regexp) string {
+	s := re.String()
+	if len(s) > 2 && s[0] == '^' && s[len(s)-1] == '$' && excludeNameRe.MatchString(s[1:len(s)-1]) {
+		return s[1 : len(s)-1]
+	}
+	return "/" + s + "/"
 }
 
 func containsStr(l []string, s string) bool {
@@ -129,8 +177,29 @@ func containsStr(l []string, s string) bool {
 	return false
 }
 
-func (c *conv) felixField(st *policy.Settings, k string, v *node) {
+// felixField sets one setting. felix: the value comes from a
+// FelixConfiguration resource (rather than [gateway]).
+func (c *conv) felixField(st *policy.Settings, k string, v *node, felix bool) {
 	switch k {
+	case "interfaceExclude":
+		s, ok := c.str(v)
+		if !ok {
+			return
+		}
+		if s == "" {
+			return // Felix ignores an empty value: the default stays
+		}
+		l, err := ParseInterfaceExclude(s)
+		switch {
+		case err == nil:
+			st.InterfaceExclude = l
+		case felix:
+			// Calico accepts the resource; Felix replaces the invalid value
+			// with its default.
+			c.warnf(v, "invalid interfaceExclude: %v; Felix uses its default (kube-ipvs0) instead", err)
+		default:
+			c.errf(v, "invalid interfaceExclude: %v", err)
+		}
 	case "interfacePrefix":
 		s, ok := c.str(v)
 		if !ok {
