@@ -133,3 +133,32 @@ func TestPolicyNameNeedsNoTierPrefix(t *testing.T) {
 		t.Errorf("policy %q in tier %q", p.Name, p.Tier)
 	}
 }
+
+// A FelixConfiguration is validated field by field as Calico does, also the
+// fields nfgate ignores: an unknown field or a bad value is an error; an
+// SCTP failsafe entry is valid but Felix then uses its default ports.
+func TestFelixConfigurationValidation(t *testing.T) {
+	felix := func(spec string) string {
+		return "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: " + spec + "\n"
+	}
+	_, err := loadManifest(felix(`{logSeverityScreen: Info, bpfEnabled: false, chainInsertMode: append}`))
+	if err != nil {
+		t.Errorf("valid ignored fields: %v", err)
+	}
+	_, err = loadManifest(felix(`{logSeverityScren: Info}`))
+	if !hasDiag(diagsOf(err), "spec.logSeverityScren", `unknown field "logSeverityScren"`) {
+		t.Errorf("unknown field: %v", err)
+	}
+	_, err = loadManifest(felix(`{routeRefreshInterval: 1.5s}`))
+	if !hasDiag(diagsOf(err), "spec.routeRefreshInterval", "Calico's schema does not accept") {
+		t.Errorf("fractional duration: %v", err)
+	}
+	l := loadOK(t, felix(`{failsafeInboundHostPorts: [{protocol: SCTP, port: 22}, {protocol: TCP, port: 2222}]}`))
+	if len(l.Policy.Settings.FailsafeInbound) != 9 || !hasDiag(l.Warnings, "spec.failsafeInboundHostPorts[0].protocol", "default failsafe ports") {
+		t.Errorf("SCTP failsafe: %v %v", l.Policy.Settings.FailsafeInbound, Errors(l.Warnings))
+	}
+	l = loadOK(t, felix(`{failsafeInboundHostPorts: [{protocol: UDP, port: 0}, {protocol: TCP, port: 22, net: 198.18.0.0/16}]}`))
+	if fs := l.Policy.Settings.FailsafeInbound; len(fs) != 2 || fs[0].Protocol != 17 || fs[1].Net.String() != "198.18.0.0/16" {
+		t.Errorf("failsafe list: %v", fs)
+	}
+}

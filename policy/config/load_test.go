@@ -328,9 +328,9 @@ func TestFelixConfigurationLayers(t *testing.T) {
 	felix := func(name, spec string) string {
 		return "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: " + name + "}\nspec: " + spec + "\n---\n"
 	}
-	l, err := loadManifest(felix("default", "{iptablesFilterDenyAction: REJECT, defaultEndpointToHostAction: Accept, prometheusMetricsEnabled: true}") +
+	l, err := loadManifest(felix("default", "{iptablesFilterDenyAction: Reject, defaultEndpointToHostAction: Accept, prometheusMetricsEnabled: true}") +
 		felix("node.gw", "{defaultEndpointToHostAction: Return, failsafeInboundHostPorts: []}") +
-		felix("node.other", "{iptablesFilterDenyAction: DROP}"))
+		felix("node.other", "{iptablesFilterDenyAction: Drop}"))
 	if err != nil {
 		t.Fatal(err)
 	}

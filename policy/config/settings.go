@@ -68,6 +68,9 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 	}
 	for _, f := range felix {
 		c.res = kindFelix + "/" + f.name
+		if len(f.name) > 253 || f.name != "" && !subdomainRe.MatchString(f.name) {
+			c.d.add(false, f.pos, c.res, "metadata.name", "name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (at most 253)")
+		}
 		if f.name != "default" && !strings.HasPrefix(f.name, "node.") {
 			c.d.add(true, f.pos, c.res, "metadata.name", "FelixConfiguration %q is ignored: only \"default\" and \"node.<nodeName>\" apply", f.name)
 		} else if f.name != "default" && st.NodeName != "" && f.name != "node."+st.NodeName {
@@ -80,9 +83,10 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 			c.errf(f.spec, "expected a table of fields, got %s", f.spec.kind)
 			continue
 		}
+		c.validateFelixSpec(f.name, f.spec)
 		for _, v := range f.spec.kids {
 			k := v.key
-			if containsStr(felixFields, k) {
+			if containsStr(felixFields, k) || felixSpecFields[k] == nil {
 				continue
 			}
 			if felixSemantic[k] {
@@ -216,16 +220,24 @@ func (c *conv) felixField(st *policy.Settings, k string, v *node, felix bool) {
 			return
 		}
 		st.InterfacePrefix = out
-	case "failsafeInboundHostPorts":
-		if l, ok := c.failsafe(v); ok {
-			st.FailsafeInbound = l
+	case "failsafeInboundHostPorts", "failsafeOutboundHostPorts":
+		var l []policy.ProtoPort
+		var ok bool
+		if felix {
+			l, ok = c.felixFailsafe(v)
+		} else {
+			l, ok = c.failsafe(v)
 		}
-	case "failsafeOutboundHostPorts":
-		if l, ok := c.failsafe(v); ok {
+		if ok && k == "failsafeInboundHostPorts" {
+			st.FailsafeInbound = l
+		} else if ok {
 			st.FailsafeOutbound = l
 		}
 	case "iptablesFilterDenyAction":
 		s, ok := c.str(v)
+		if felix && s != "Drop" && s != "Reject" {
+			return // validateFelixSpec reported it
+		}
 		if !ok {
 			return
 		}
@@ -239,6 +251,9 @@ func (c *conv) felixField(st *policy.Settings, k string, v *node, felix bool) {
 		}
 	case "defaultEndpointToHostAction":
 		s, ok := c.str(v)
+		if felix && s != "Drop" && s != "Accept" && s != "Return" {
+			return // validateFelixSpec reported it
+		}
 		if !ok {
 			return
 		}
@@ -317,6 +332,50 @@ func (c *conv) failsafe(v *node) ([]policy.ProtoPort, bool) {
 	}
 	c.errf(v, "must be a Felix port list string (\"tcp:22, udp:68\") or a list of {protocol, port, net}, not %s", v.kind)
 	return nil, false
+}
+
+// felixFailsafe reads a FelixConfiguration's failsafe list, which
+// validateFelixSpec has checked. Felix converts it to its own "tcp:22"
+// syntax (protocol lower-cased), which knows only tcp and udp: any other
+// protocol (SCTP, none, a typo) makes Felix discard the whole value and use
+// its default ports (with a warning in its log), and so does an entry whose
+// net does not parse.
+func (c *conv) felixFailsafe(v *node) ([]policy.ProtoPort, bool) {
+	if v.kind != kList {
+		return nil, false
+	}
+	out := []policy.ProtoPort{}
+	for _, e := range v.list {
+		if e.kind != kMap {
+			return nil, false
+		}
+		pp := policy.ProtoPort{}
+		proto, _ := c.str(e.get("protocol"))
+		switch strings.ToLower(proto) {
+		case "tcp":
+			pp.Protocol = 6
+		case "udp":
+			pp.Protocol = 17
+		default:
+			c.warnf(orSelf(e.get("protocol"), e), "Felix's failsafe ports are TCP or UDP, not %q: Felix ignores this list and uses its default failsafe ports", proto)
+			return nil, false
+		}
+		p, ok := c.integer(e.get("port"))
+		if !ok || p < 0 || p > 65535 {
+			return nil, false
+		}
+		pp.Port = uint16(p)
+		if s, set := c.str(e.get("net")); set && s != "" {
+			n, err := parseNetOrIP(s)
+			if err != nil {
+				c.warnf(e.get("net"), "Felix cannot parse the failsafe net %q: it ignores this list and uses its default failsafe ports", s)
+				return nil, false
+			}
+			pp.Net = n
+		}
+		out = append(out, pp)
+	}
+	return out, true
 }
 
 func parseNetOrIP(s string) (netip.Prefix, error) {
