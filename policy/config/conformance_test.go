@@ -111,9 +111,9 @@ var conformanceCases = []confCase{
 	// (API) ProtoPort, as FelixConfiguration failsafe ports.
 	{"L559 should accept ProtoPort.Protocol: UDP", cFelix(`{failsafeInboundHostPorts: [{protocol: UDP, port: 0}]}`), true, ""},
 	{"L560 should accept ProtoPort.Protocol: TCP", cFelix(`{failsafeInboundHostPorts: [{protocol: TCP, port: 20}]}`), true, ""},
-	{"L561 should accept ProtoPort.Protocol: SCTP", cFelix(`{failsafeInboundHostPorts: [{protocol: SCTP, port: 20}]}`), true, ""},
-	{"L562 should reject random ProtoPort.Protocol", cFelix(`{failsafeInboundHostPorts: [{protocol: jolly-UDP, port: 0}]}`), false,
-		"upstream validates a ProtoPort on its own; inside a FelixConfiguration the validator does not dive into the list, and calicoctl v3.32.1 accepts this resource (checked); Felix then uses its default failsafe ports, as nfgate does, with a warning"},
+	{"L561 should accept ProtoPort.Protocol: SCTP", cFelix(`{failsafeInboundHostPorts: [{protocol: SCTP, port: 20}]}`), true,
+		"Felix v3.32.1 panics on an SCTP failsafe port (its failsafe syntax knows only tcp and udp; checked): nfgate refuses a configuration Felix cannot run with"},
+	{"L562 should reject random ProtoPort.Protocol", cFelix(`{failsafeInboundHostPorts: [{protocol: jolly-UDP, port: 0}]}`), false, ""},
 
 	// (API) Selectors.
 	{"L566 should accept valid selector", cEntity(`{selector: 'foo == "bar"'}`), true, ""},

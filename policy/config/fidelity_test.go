@@ -135,8 +135,7 @@ func TestPolicyNameNeedsNoTierPrefix(t *testing.T) {
 }
 
 // A FelixConfiguration is validated field by field as Calico does, also the
-// fields nfgate ignores: an unknown field or a bad value is an error; an
-// SCTP failsafe entry is valid but Felix then uses its default ports.
+// fields nfgate ignores: an unknown field or a bad value is an error.
 func TestFelixConfigurationValidation(t *testing.T) {
 	felix := func(spec string) string {
 		return "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: " + spec + "\n"
@@ -153,11 +152,13 @@ func TestFelixConfigurationValidation(t *testing.T) {
 	if !hasDiag(diagsOf(err), "spec.routeRefreshInterval", "Calico's schema does not accept") {
 		t.Errorf("fractional duration: %v", err)
 	}
-	l := loadOK(t, felix(`{failsafeInboundHostPorts: [{protocol: SCTP, port: 22}, {protocol: TCP, port: 2222}]}`))
-	if len(l.Policy.Settings.FailsafeInbound) != 9 || !hasDiag(l.Warnings, "spec.failsafeInboundHostPorts[0].protocol", "default failsafe ports") {
-		t.Errorf("SCTP failsafe: %v %v", l.Policy.Settings.FailsafeInbound, Errors(l.Warnings))
+	// Calico accepts any failsafe protocol here; Felix panics on all but tcp
+	// and udp (any case).
+	_, err = loadManifest(felix(`{failsafeInboundHostPorts: [{port: 22}]}`))
+	if !hasDiag(diagsOf(err), "spec.failsafeInboundHostPorts[0]", "Felix accepts only TCP and UDP") {
+		t.Errorf("failsafe without protocol: %v", err)
 	}
-	l = loadOK(t, felix(`{failsafeInboundHostPorts: [{protocol: UDP, port: 0}, {protocol: TCP, port: 22, net: 198.18.0.0/16}]}`))
+	l := loadOK(t, felix(`{failsafeInboundHostPorts: [{protocol: udp, port: 0}, {protocol: TCP, port: 22, net: 198.18.0.0/16}]}`))
 	if fs := l.Policy.Settings.FailsafeInbound; len(fs) != 2 || fs[0].Protocol != 17 || fs[1].Net.String() != "198.18.0.0/16" {
 		t.Errorf("failsafe list: %v", fs)
 	}

@@ -335,16 +335,18 @@ func (c *conv) failsafe(v *node) ([]policy.ProtoPort, bool) {
 }
 
 // felixFailsafe reads a FelixConfiguration's failsafe list, which
-// validateFelixSpec has checked. Felix converts it to its own "tcp:22"
-// syntax (protocol lower-cased), which knows only tcp and udp: any other
-// protocol (SCTP, none, a typo) makes Felix discard the whole value and use
-// its default ports (with a warning in its log), and so does an entry whose
-// net does not parse.
+// validateFelixSpec has checked. Calico's API accepts any protocol string
+// there, but Felix converts the list to its own "tcp:22" syntax (protocol
+// lower-cased), which knows only tcp and udp, and this setting is
+// die-on-fail: any other protocol (SCTP, none, a typo) or a net that does
+// not parse makes Felix panic and restart forever (checked against Felix
+// v3.32.1). nfgate refuses such a list (docs/semantics.md).
 func (c *conv) felixFailsafe(v *node) ([]policy.ProtoPort, bool) {
 	if v.kind != kList {
 		return nil, false
 	}
 	out := []policy.ProtoPort{}
+	ok := true
 	for _, e := range v.list {
 		if e.kind != kMap {
 			return nil, false
@@ -357,25 +359,25 @@ func (c *conv) felixFailsafe(v *node) ([]policy.ProtoPort, bool) {
 		case "udp":
 			pp.Protocol = 17
 		default:
-			c.warnf(orSelf(e.get("protocol"), e), "Felix's failsafe ports are TCP or UDP, not %q: Felix ignores this list and uses its default failsafe ports", proto)
-			return nil, false
+			c.errf(orSelf(e.get("protocol"), e), "failsafe protocol %q: Calico's API accepts it, but Felix accepts only TCP and UDP here and stops with a panic on any other", proto)
+			ok = false
 		}
-		p, ok := c.integer(e.get("port"))
-		if !ok || p < 0 || p > 65535 {
+		p, set := c.integer(e.get("port"))
+		if !set || p < 0 || p > 65535 {
 			return nil, false
 		}
 		pp.Port = uint16(p)
 		if s, set := c.str(e.get("net")); set && s != "" {
 			n, err := parseNetOrIP(s)
 			if err != nil {
-				c.warnf(e.get("net"), "Felix cannot parse the failsafe net %q: it ignores this list and uses its default failsafe ports", s)
-				return nil, false
+				c.errf(e.get("net"), "invalid failsafe net %q: Felix stops with a panic on it", s)
+				ok = false
 			}
 			pp.Net = n
 		}
 		out = append(out, pp)
 	}
-	return out, true
+	return out, ok
 }
 
 func parseNetOrIP(s string) (netip.Prefix, error) {

@@ -229,8 +229,8 @@ func fcNodePortRanges(c *conv, v *node) {
 // fcProtoPorts checks a failsafe list ([]ProtoPort): port 0-65535
 // (required), protocol and net strings. Calico's ProtoPort check (protocol
 // TCP, UDP or SCTP) does not run inside a FelixConfiguration, whose slice
-// the validator does not dive into: calicoctl v3.32.1 accepts any protocol
-// there (Felix then falls back to its default ports; see felixFailsafe).
+// the validator does not dive into (calicoctl v3.32.1 accepts any protocol
+// there); felixFailsafe refuses what Felix cannot run with.
 func fcProtoPorts(c *conv, v *node) {
 	if v.kind != kList {
 		c.errf(v, "must be a list of {protocol, port, net}, not %s (Felix's \"tcp:22\" string form is for its own configuration file, not for a FelixConfiguration)", v.kind)

@@ -157,7 +157,7 @@ var validationCases = []struct {
 	{"namespace on a global resource", "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t, namespace: x}\n", "metadata.namespace", "global resource"},
 	{"List of resources ok", "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicyList\nmetadata: {resourceVersion: \"1\"}\nitems:\n- " + strings.ReplaceAll(strings.TrimSpace(gnp(`{}`)), "\n", "\n  ") + "\n", "", ""},
 	// failsafe (FelixConfiguration)
-	{"failsafe SCTP", "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {failsafeInboundHostPorts: [{protocol: SCTP, port: 22}]}\n", "", ""},
+	{"failsafe SCTP", "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {failsafeInboundHostPorts: [{protocol: SCTP, port: 22}]}\n", "spec.failsafeInboundHostPorts[0].protocol", "Felix accepts only TCP and UDP here and stops with a panic"},
 	{"failsafe port range", "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {failsafeOutboundHostPorts: [{port: 70000}]}\n", "spec.failsafeOutboundHostPorts[0].port", "between 0 and 65535"},
 	{"failsafe string syntax", "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {failsafeInboundHostPorts: \"tcp:22\"}\n", "spec.failsafeInboundHostPorts", "must be a list of {protocol, port, net}"},
 	{"felix denyAction", "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata: {name: default}\nspec: {iptablesFilterDenyAction: DENY}\n", "spec.iptablesFilterDenyAction", "must be one of Drop, Reject (case-sensitive)"},
