@@ -128,6 +128,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		icmpCode  = fs.Uint("icmp-code", 0, "ICMP code")
 		ct        = fs.String("ct", "new", "conntrack state: new, established, related, invalid, untracked")
 		dnatTo    = fs.String("dnat-to", "", "destination after DNAT: ADDR or ADDR:PORT ([v6]:PORT)")
+		outPre    = fs.String("out-before-dnat", "", "locally originated DNAT'd traffic: the interface the route chose before nat OUTPUT rewrote the destination (raw OUTPUT dispatch; default --out)")
 		asJSON    = fs.Bool("json", false, "print JSON")
 	)
 	addrs := ifaceAddrs{}
@@ -180,6 +181,12 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		if path.DNATAddr.Is4() != pkt.Dst.Is4() {
 			return usage("--dnat-to %q is not of the packet's address family", *dnatTo)
 		}
+	}
+	if *outPre != "" {
+		if !*fromLocal || *dnatTo == "" {
+			return usage("--out-before-dnat needs --from-local and --dnat-to")
+		}
+		path.OutBeforeDNAT = iface(*outPre)
 	}
 
 	cfg, err := loadPolicy(*cfgPath)
