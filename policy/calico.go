@@ -71,6 +71,9 @@ func PolicySelector(sel, ns, sa string) (*selector.Selector, error) {
 // "global()" becomes !has(projectcalico.org/namespace). nil when the rule has
 // none of the three. NotSelector stays separate.
 func EndpointSelector(e *EntityRule) (*selector.Selector, error) {
+	if e.NamespaceSelector == nil && e.ServiceAccounts == nil {
+		return e.Selector, nil // nothing to combine
+	}
 	ns := ""
 	if e.NamespaceSelector != nil {
 		p, err := selector.PrefixLabels(e.NamespaceSelector.String(), namespacePrefix)
