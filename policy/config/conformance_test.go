@@ -22,7 +22,8 @@ import (
 // WorkloadEndpointPort / WorkloadEndpointSpec interface cases become
 // HostEndpoint ports and interfaceName.
 //
-// Not translated, because they have no form nfgate reads: NetworkPolicy,
+// Not translated, because they have no form nfgate reads: NetworkPolicy
+// (except its rule-level cases, which hold for a global policy's rules),
 // NetworkSet, Staged*, IPPool, BGP*, Node, KubeControllersConfiguration,
 // WorkloadEndpoint-only fields (HostPort, IPNATs, ...), and L1437 (a port
 // with both a name and numbers, which YAML cannot express).
@@ -446,7 +447,23 @@ var conformanceCases = []confCase{
 	{"L3821 should accept a valid BPFForceTrackPacketsFromIfaces value 'docker0,docker1'", cFelix(`{bpfForceTrackPacketsFromIfaces: [docker0, docker1]}`), true, ""},
 	{"L3822 should reject invalid BPFForceTrackPacketsFromIfaces value 'cali-123,cali@456'", cFelix(`{bpfForceTrackPacketsFromIfaces: [cali-123, "cali@456"]}`), false, ""},
 
-	// NetworkPolicy rule cases that hold for a GlobalNetworkPolicy rule.
+	// NetworkPolicy rule cases that hold for a GlobalNetworkPolicy rule
+	// (services with a namespace, as a global policy needs one).
+	{"L3139 allow global() and projectcalico.org/name in EntityRule namespaceSelector field", cRule(`{action: Allow, source: {namespaceSelector: "global()"}, destination: {namespaceSelector: "projectcalico.org/name == 'test'"}}`), true, ""},
+	{"L3157 allow a Service match in an egress rule destination", cGNP(`{egress: [{action: Allow, destination: {services: {name: service1, namespace: default}}}]}`), true, ""},
+	{"L3175 disallow a Service match in an egress rule source", cGNP(`{egress: [{action: Allow, source: {services: {name: service1, namespace: default}}}]}`), false, ""},
+	{"L3193 allow a Service match in an ingress rule source", cRule(`{action: Allow, source: {services: {name: service1, namespace: default}}}`), true, ""},
+	{"L3211 disallow a Service match in an ingress rule destination", cGNP(`{egress: [{action: Allow, destination: {services: {name: service1, namespace: default}}}]}`), true, ""},
+	{"L3229 disallow a Service match AND a ServiceAccount match", cRule(`{action: Allow, source: {serviceAccounts: {names: [serviceaccount]}, services: {name: service1, namespace: default}}}`), false, ""},
+	{"L3250 disallow a Service match AND a Ports match on an egress destination rule", cGNP(`{egress: [{action: Allow, protocol: TCP, destination: {ports: [80], services: {name: service1, namespace: default}}}]}`), false, ""},
+	{"L3271 disallow a Service match AND a NotPorts match on an egress destination rule", cGNP(`{egress: [{action: Allow, protocol: TCP, destination: {notPorts: [80], services: {name: service1, namespace: default}}}]}`), false, ""},
+	{"L3292 allow a Service match AND a Ports match specified on the source on an ingress source rule", cRule(`{action: Allow, protocol: TCP, source: {ports: [80], services: {name: service1, namespace: default}}}`), true, ""},
+	{"L3314 allow a Service match AND a NotPorts match on an ingress source rule", cRule(`{action: Allow, protocol: TCP, source: {notPorts: [80], services: {name: service1, namespace: default}}}`), true, ""},
+	{"L3336 disallow a Service match AND a Nets match", cRule(`{action: Allow, source: {nets: [10.0.0.0/8], services: {name: service1, namespace: default}}}`), false, ""},
+	{"L3355 disallow a Service match AND a NotNets match", cRule(`{action: Allow, source: {notNets: [10.0.0.0/8], services: {name: service1, namespace: default}}}`), false, ""},
+	{"L3374 disallow a Service match AND a Selector match", cRule(`{action: Allow, source: {selector: "x == 'y'", services: {name: service1, namespace: default}}}`), false, ""},
+	{"L3393 disallow a Service match AND a NotSelector match", cRule(`{action: Allow, source: {notSelector: "x == 'y'", services: {name: service1, namespace: default}}}`), false, ""},
+	{"L3412 disallow a Service match AND a NamespaceSelector match", cRule(`{action: Allow, source: {namespaceSelector: "x == 'y'", services: {name: service1, namespace: default}}}`), false, ""},
 	{"L3824 disallow a NotNets catch-all IPv4 CIDR match", cRule(`{action: Allow, destination: {notNets: [0.0.0.0/0]}}`), false, ""},
 	{"L3839 disallow a NotNets catch-all IPv6 CIDR match", cRule(`{action: Allow, source: {notNets: ["::0/0"]}}`), false, ""},
 	{"L3854 disallow a NotNets catch-all IPv6 CIDR match - non-standard representation", cRule(`{action: Allow, source: {notNets: ["0:0:0::/0"]}}`), false, ""},
