@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"net/netip"
+	"regexp"
 	"testing"
 
 	"github.com/nfgate/nfgate/policy"
@@ -87,5 +88,45 @@ func TestBind(t *testing.T) {
 	}
 	if got := prog.SelectedBy(1); len(got) != 1 || got[0] != id("a-by-ip") {
 		t.Errorf("SelectedBy(pre) = %v", got)
+	}
+}
+
+// Felix's InterfaceExclude (issue 11 item 5): Felix never tracks an excluded
+// interface, so no named endpoint governs it, by interfaceName or by
+// expectedIPs, and traffic on it is not policed; a "*" endpoint's catch-all
+// dispatch (no interface match) still polices it.
+func TestBindInterfaceExclude(t *testing.T) {
+	named := hep("h-ipvs", "kube-ipvs0", "k=ipvs")
+	byIP := hep("h-ip", "", "k=ip")
+	byIP.ExpectedIPs = Addrs("198.18.9.1")
+	st := defaults()
+	st.InterfaceExclude = []*regexp.Regexp{regexp.MustCompile("^kube-ipvs0$"), regexp.MustCompile("^dummy")}
+	cfg := &policy.Config{Settings: st, HostEndpoints: []policy.HostEndpoint{named, byIP},
+		Policies: []policy.GlobalNetworkPolicy{gnp("deny", "all()", in(Deny()))}}
+	prog, err := policy.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ifc := range []policy.Interface{{Name: "kube-ipvs0"}, {Name: "dummy7", Addrs: Addrs("198.18.9.1")}} {
+		if b := prog.Bind(ifc); b != policy.NoBinding() {
+			t.Errorf("%s: excluded, got %+v", ifc.Name, b)
+		}
+		tr := prog.Walk(policy.Path{In: ifc, ToLocal: true}, TCP("198.18.5.5", 1000, "198.18.9.1", 80))
+		if tr.Final != policy.None {
+			t.Errorf("%s: traffic on an excluded interface: got %s, want NONE", ifc.Name, tr.Final)
+		}
+	}
+	// Not excluded: the expectedIPs endpoint governs.
+	if b := prog.Bind(policy.Interface{Name: "eth5", Addrs: Addrs("198.18.9.1")}); b.Filter != 1 {
+		t.Errorf("eth5: got %+v", b)
+	}
+	// A "*" endpoint still catches the excluded interface.
+	cfg.HostEndpoints = append(cfg.HostEndpoints, hep("star", "*", "k=star"))
+	prog, err = policy.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := prog.Bind(policy.Interface{Name: "kube-ipvs0"}); b.Filter != 2 {
+		t.Errorf("kube-ipvs0 with a * endpoint: got %+v", b)
 	}
 }

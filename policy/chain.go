@@ -2,6 +2,7 @@ package policy
 
 import (
 	"github.com/nfgate/nfgate/policy/dtree"
+	"github.com/nfgate/nfgate/policy/selector"
 )
 
 // A chain is one endpoint's policy for one stage, direction and family: every
@@ -111,10 +112,11 @@ type chainBuilder struct {
 	logRects  []dtree.Rule
 	fam       uint8
 	entries   []addrEntry
+	sels      map[*EntityRule]*selector.Selector
 }
 
 func (b *chainBuilder) add(r *Rule, e entry) {
-	f, ok := factor(r, b.fam, b.entries)
+	f, ok := factor(r, b.fam, b.entries, b.sels)
 	if !ok {
 		return
 	}

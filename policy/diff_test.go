@@ -80,15 +80,27 @@ func randEntity(r *rand.Rand, ports bool) policy.EntityRule {
 	if r.IntN(5) == 0 {
 		e.NotSelector = Sel(pick(r, selPool))
 	}
-	if r.IntN(10) == 0 {
-		e.NamespaceSelector = Sel(pick(r, []string{"global()", "all()", "a == 'x'"}))
+	if r.IntN(8) == 0 {
+		e.NamespaceSelector = Sel(pick(r, []string{"global()", "all()", "a == 'x'", "!has(a)", "a != 'x'"}))
+	}
+	if r.IntN(12) == 0 {
+		e.ServiceAccounts = &policy.ServiceAccountMatch{}
+		if r.IntN(2) == 0 {
+			e.ServiceAccounts.Selector = Sel(pick(r, []string{"all()", "!has(a)", "has(a)"}))
+		}
+		if r.IntN(2) == 0 {
+			e.ServiceAccounts.Names = []string{"x", "y"}
+		}
 	}
 	if ports {
-		switch r.IntN(4) {
+		// ports and notPorts are ANDed when both are set.
+		switch r.IntN(5) {
 		case 0:
 			e.Ports = randPorts(r)
 		case 1:
 			e.NotPorts = randPorts(r)
+		case 2:
+			e.Ports, e.NotPorts = randPorts(r), randPorts(r)
 		}
 	}
 	return e
@@ -224,7 +236,16 @@ func randConfig(r *rand.Rand) *policy.Config {
 				p.Types = p.Types[:1]
 			}
 		}
-		p.NeverSelectsHosts = r.IntN(12) == 0
+		if r.IntN(8) == 0 {
+			// Calico's namespace / service account rewriting of the selector.
+			ns := pick(r, []string{"", "all()", "!has(a)", "a == 'x'", "b != 'x'"})
+			sa := pick(r, []string{"", "", "!has(b)", "has(b)"})
+			sel, err := policy.PolicySelector(pick(r, selPool), ns, sa)
+			if err != nil {
+				panic(err)
+			}
+			p.Selector, p.NamespaceSelector, p.ServiceAccountSelector = sel, ns, sa
+		}
 		cfg.Policies = append(cfg.Policies, p)
 	}
 	return cfg

@@ -40,10 +40,15 @@ func Compile(cfg *Config) (*Program, error) {
 	if cfg == nil {
 		return nil, errors.New("policy: nil config")
 	}
-	p := &Program{cfg: cfg, r: resolve(cfg)}
+	cfg = withMissingProfiles(cfg)
+	r, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Program{cfg: cfg, r: r}
 	entries := addrEntries(cfg, p.r)
 	p.eps = make([]epChains, len(p.r.endpoints))
-	cb := &chainBuilder{entries: entries}
+	cb := &chainBuilder{entries: entries, sels: r.sels}
 	// A chain depends only on what it evaluates, not on the endpoint, so
 	// identical chains share one immutable build: the normal and forward
 	// egress chains of an endpoint whose policies are all applyOnForward,
@@ -73,6 +78,43 @@ func Compile(cfg *Config) (*Program, error) {
 		}
 	}
 	return p, nil
+}
+
+// DefaultAllowProfile is the profile Calico's etcd datastore always holds
+// (libcalico-go etcdv3 static resources): it allows everything.
+const DefaultAllowProfile = "projectcalico-default-allow"
+
+// withMissingProfiles returns cfg, or a copy with a Profile for every
+// profile a host endpoint names that is not defined: Calico's built-in
+// default-allow profile, or else Felix's DummyDropRules (one Deny rule each
+// way, Profile.Missing). The caller's Config is never modified.
+func withMissingProfiles(cfg *Config) *Config {
+	have := make(map[string]bool, len(cfg.Profiles))
+	for i := range cfg.Profiles {
+		have[cfg.Profiles[i].Name] = true
+	}
+	var add []Profile
+	for i := range cfg.HostEndpoints {
+		for _, pn := range cfg.HostEndpoints[i].Profiles {
+			if have[pn] {
+				continue
+			}
+			have[pn] = true
+			if pn == DefaultAllowProfile {
+				allow := []Rule{{Action: Allow}}
+				add = append(add, Profile{Name: pn, Ingress: allow, Egress: allow})
+				continue
+			}
+			deny := []Rule{{Action: Deny}}
+			add = append(add, Profile{Name: pn, Ingress: deny, Egress: deny, Missing: true})
+		}
+	}
+	if len(add) == 0 {
+		return cfg
+	}
+	c := *cfg
+	c.Profiles = append(append(make([]Profile, 0, len(cfg.Profiles)+len(add)), cfg.Profiles...), add...)
+	return &c
 }
 
 // chainKey appends to k everything chainBuilder.build reads: the chain's

@@ -10,6 +10,7 @@ package policy
 
 import (
 	"net/netip"
+	"regexp"
 
 	"github.com/nfgate/nfgate/policy/selector"
 )
@@ -80,15 +81,40 @@ type Port struct {
 	Name     string // named port (from HostEndpoint spec.ports)
 }
 
-// EntityRule is a rule's source or destination.
+// EntityRule is a rule's source or destination. All its fields are ANDed,
+// a field and its negation included (ports and notPorts, nets and notNets).
 type EntityRule struct {
-	Nets              []netip.Prefix
-	NotNets           []netip.Prefix
-	Selector          *selector.Selector // nil when unset
-	NotSelector       *selector.Selector
-	NamespaceSelector *selector.Selector // only global() selects anything on a gateway
-	Ports             []Port
-	NotPorts          []Port
+	Nets        []netip.Prefix
+	NotNets     []netip.Prefix
+	Selector    *selector.Selector // nil when unset
+	NotSelector *selector.Selector
+	// NamespaceSelector and ServiceAccounts narrow the positive selector the
+	// way Calico's datastore conversion does (EndpointSelector): host
+	// endpoints and network sets carry no namespace or service account
+	// labels, so a positive clause selects none of them and a negated one
+	// selects them all; global() selects what has no
+	// projectcalico.org/namespace label.
+	NamespaceSelector *selector.Selector
+	ServiceAccounts   *ServiceAccountMatch
+	// Services names a Kubernetes service. Felix matches it against the
+	// service's endpoints, which a standalone gateway does not know: the
+	// rule never matches.
+	Services *ServiceMatch
+	Ports    []Port
+	NotPorts []Port
+}
+
+// ServiceMatch is an entity rule's services field.
+type ServiceMatch struct {
+	Name      string
+	Namespace string
+}
+
+// ServiceAccountMatch is an entity rule's serviceAccounts: names and a
+// selector over service account labels, ANDed.
+type ServiceAccountMatch struct {
+	Names    []string
+	Selector *selector.Selector // nil when unset
 }
 
 // Rule is one ingress or egress rule.
@@ -101,15 +127,20 @@ type Rule struct {
 	NotICMP     *ICMPMatch
 	Source      EntityRule
 	Destination EntityRule
-	Pos         Pos
+	// HTTP: the rule has an http match, which Calico's iptables dataplane
+	// does not enforce; the rule acts on its other fields.
+	HTTP bool
+	Pos  Pos
 }
 
 // GlobalNetworkPolicy is Calico's GlobalNetworkPolicy, reduced to the fields
 // that mean something on a standalone gateway.
 type GlobalNetworkPolicy struct {
-	Name           string
-	Tier           string   // "" means "default"
-	Order          *float64 // nil sorts last
+	Name  string
+	Tier  string   // "" means "default"
+	Order *float64 // nil sorts last
+	// Selector is the selector Felix evaluates: spec.selector combined with
+	// namespaceSelector and serviceAccountSelector (PolicySelector).
 	Selector       *selector.Selector
 	Types          []PolicyType // after Calico's defaulting
 	Ingress        []Rule
@@ -117,10 +148,11 @@ type GlobalNetworkPolicy struct {
 	ApplyOnForward bool
 	PreDNAT        bool
 	DoNotTrack     bool
-	// NamespaceSelector or ServiceAccountSelector was set: Calico ANDs these
-	// with clauses HEPs never match, so the policy selects no host endpoint.
-	NeverSelectsHosts bool
-	Pos               Pos
+	// NamespaceSelector and ServiceAccountSelector as written ("" when
+	// unset); Selector already includes them.
+	NamespaceSelector      string
+	ServiceAccountSelector string
+	Pos                    Pos
 }
 
 // HasType reports whether the policy applies in direction t.
@@ -167,7 +199,11 @@ type Profile struct {
 	LabelsToApply map[string]string
 	Ingress       []Rule
 	Egress        []Rule
-	Pos           Pos
+	// Missing: a host endpoint names this profile but it is not defined.
+	// Felix gives such a profile one Deny rule in each direction
+	// (active_rules_calculator.go DummyDropRules); Compile adds it.
+	Missing bool
+	Pos     Pos
 }
 
 // TierDefault is a tier's defaultAction.
@@ -213,6 +249,11 @@ type Settings struct {
 	DefaultEndpointToHostAction Action
 	// DisableConntrackInvalidCheck removes the INVALID drops (Felix knob).
 	DisableConntrackInvalidCheck bool
+	// InterfaceExclude are the interfaces Felix does not track (Felix
+	// InterfaceExclude; the loader's default is kube-ipvs0): no named host
+	// endpoint governs them, by name or by expectedIPs. A "*" endpoint
+	// still does, since Felix's catch-all dispatch has no interface match.
+	InterfaceExclude []*regexp.Regexp
 }
 
 // Config is a complete, validated policy model for one gateway.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"sort"
@@ -106,6 +107,8 @@ type resolved struct {
 	profiles  map[string]int32
 	// selectedBy[i] lists the endpoints policy i selects.
 	selectedBy [][]EndpointID
+	// sels holds each entity rule's positive selector (EndpointSelector).
+	sels map[*EntityRule]*selector.Selector
 }
 
 // polDirs reports the directions a policy governs. Empty types mean both
@@ -153,8 +156,12 @@ func orderOf(o *float64) float64 {
 
 var inf = math.Inf(1)
 
-func resolve(cfg *Config) *resolved {
-	r := &resolved{tierIndex: map[string]int32{}, wildcard: NoEndpoint, profiles: map[string]int32{}}
+func resolve(cfg *Config) (*resolved, error) {
+	r := &resolved{tierIndex: map[string]int32{}, wildcard: NoEndpoint, profiles: map[string]int32{},
+		sels: map[*EntityRule]*selector.Selector{}}
+	if err := r.entitySelectors(cfg); err != nil {
+		return nil, err
+	}
 
 	// Tiers: configured, then built-ins not configured, then referenced-only.
 	seen := map[string]bool{}
@@ -232,14 +239,47 @@ func resolve(cfg *Config) *resolved {
 		}
 		r.plan(cfg, e)
 	}
-	return r
+	return r, nil
+}
+
+// entitySelectors computes every entity rule's positive selector as Felix
+// sees it (EndpointSelector).
+func (r *resolved) entitySelectors(cfg *Config) error {
+	do := func(rules []Rule, owner string) error {
+		for i := range rules {
+			for _, e := range [...]*EntityRule{&rules[i].Source, &rules[i].Destination} {
+				s, err := EndpointSelector(e)
+				if err != nil {
+					return fmt.Errorf("policy: %s rule %d: %w", owner, i, err)
+				}
+				r.sels[e] = s
+			}
+		}
+		return nil
+	}
+	for i := range cfg.Policies {
+		p := &cfg.Policies[i]
+		if err := do(p.Ingress, p.Name); err != nil {
+			return err
+		}
+		if err := do(p.Egress, p.Name); err != nil {
+			return err
+		}
+	}
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		if err := do(p.Ingress, "profile "+p.Name); err != nil {
+			return err
+		}
+		if err := do(p.Egress, "profile "+p.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // selects reports whether policy p selects labels.
 func selects(p *GlobalNetworkPolicy, labels selector.Labels) bool {
-	if p.NeverSelectsHosts {
-		return false
-	}
 	return p.Selector == nil || p.Selector.Evaluate(labels)
 }
 
@@ -307,6 +347,17 @@ func (s *Settings) isWorkload(name string) bool {
 	return false
 }
 
+// Excluded reports whether Felix's InterfaceExclude takes the interface
+// out of host endpoint resolution.
+func (s *Settings) Excluded(name string) bool {
+	for _, re := range s.InterfaceExclude {
+		if re != nil && re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // bind implements spec §1.1 for one interface.
 func (r *resolved) bind(cfg *Config, ifc Interface) Binding {
 	b := Binding{Untracked: NoEndpoint, PreDNAT: NoEndpoint, Filter: NoEndpoint, ForwardIn: NoEndpoint}
@@ -323,7 +374,14 @@ func (r *resolved) bind(cfg *Config, ifc Interface) Binding {
 		return b
 	}
 	named := NoEndpoint
+	// Felix never sees an excluded interface (ifacemonitor), so no named
+	// endpoint resolves to it; the "*" endpoint's catch-all dispatch still
+	// catches its packets.
+	excluded := cfg.Settings.Excluded(ifc.Name)
 	for i := range cfg.HostEndpoints {
+		if excluded {
+			break
+		}
 		h := &cfg.HostEndpoints[i]
 		if h.InterfaceName == "*" {
 			continue

@@ -17,14 +17,6 @@ import (
 // by the exact slow matcher.
 var maxRectsPerRule = 4096
 
-type portMode uint8
-
-const (
-	portsAny   portMode = iota
-	portsIn             // ports: numeric ranges or named ports
-	portsNotIn          // notPorts: outside numeric ranges and not a named port
-)
-
 // namedPort is one (address, protocol, port) member of a named-port set.
 type namedPort struct {
 	addr  u128
@@ -32,15 +24,23 @@ type namedPort struct {
 	port  uint16
 }
 
-// side is a rule's source or destination for one family.
+// side is a rule's source or destination for one family. Its parts are
+// ANDed (spec Corrections 1): the address set, then, when the rule has
+// ports, a port in the numeric ranges or a named-port member, then, when it
+// has notPorts, a port outside the numeric notPorts and not a named-port
+// member.
 type side struct {
 	addrs spans
-	mode  portMode
-	// ports: for portsIn the allowed numeric ranges; for portsNotIn the
-	// complement of the notPorts numeric ranges within [0, 65535], or
-	// [0, NoPort] when notPorts has only named ports.
-	ports []rng
-	named []namedPort // portsIn: extra alternatives; portsNotIn: exclusions
+
+	hasPorts bool
+	ports    []rng       // numeric ports ranges
+	named    []namedPort // named ports members: more alternatives
+
+	hasNot bool
+	// notAllowed is the complement of the numeric notPorts within
+	// [0, 65535], or [0, NoPort] when notPorts has only named ports.
+	notAllowed []rng
+	notNamed   []namedPort // named notPorts members: exclusions
 }
 
 // frule is a factored rule: the rule matches a key iff every part matches.
@@ -90,32 +90,10 @@ func famIdx(fam uint8) int {
 	return 0
 }
 
-// isGlobal reports whether a namespaceSelector is global().
-func isGlobal(s *selector.Selector) bool { return s != nil && s.IsGlobalOnly() }
-
-// sideMatcher returns the endpoint predicate of an entity rule's positive
-// selector (folded with notSelector, spec §6), or nil when the rule has no
-// positive selector. scoped is false when a namespaceSelector other than
-// global() makes the selector select nothing.
-func sideSelector(e *EntityRule) (pos func(map[string]string) bool, has bool) {
-	if e.Selector == nil && e.NamespaceSelector == nil {
-		return nil, false
-	}
-	if e.NamespaceSelector != nil && !isGlobal(e.NamespaceSelector) {
-		return func(map[string]string) bool { return false }, true
-	}
-	sel, not := e.Selector, e.NotSelector
-	return func(l map[string]string) bool {
-		if sel != nil && !sel.Evaluate(l) {
-			return false
-		}
-		return not == nil || !not.Evaluate(l)
-	}, true
-}
-
-// buildSide factors one entity rule for family fam. ok is false when the
-// side can never match.
-func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntry) (side, bool) {
+// buildSide factors one entity rule for family fam; pos is its positive
+// selector (EndpointSelector, nil when none). ok is false when the side can
+// never match.
+func buildSide(e *EntityRule, pos *selector.Selector, fam uint8, ruleProto *Protocol, entries []addrEntry) (side, bool) {
 	s := side{addrs: fullSpans(fam)}
 	if len(e.Nets) > 0 {
 		s.addrs = s.addrs.intersect(prefixSpans(e.Nets, fam))
@@ -123,19 +101,24 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 	if len(e.NotNets) > 0 {
 		s.addrs = s.addrs.intersect(prefixSpans(e.NotNets, fam).complement(fam))
 	}
-	pos, hasPos := sideSelector(e)
-	if hasPos {
+	// With a positive selector, notSelector narrows it (Felix
+	// combineMatchesIfPossible); alone, it excludes what it selects.
+	not := e.NotSelector
+	selected := func(l map[string]string) bool {
+		return pos.Evaluate(l) && (not == nil || !not.Evaluate(l))
+	}
+	if pos != nil {
 		var sel spans
 		for i := range entries {
-			if pos(entries[i].labels) {
+			if selected(entries[i].labels) {
 				sel = append(sel, entries[i].spans[famIdx(fam)]...)
 			}
 		}
 		s.addrs = s.addrs.intersect(normalize(sel))
-	} else if e.NotSelector != nil {
+	} else if not != nil {
 		var sel spans
 		for i := range entries {
-			if e.NotSelector.Evaluate(entries[i].labels) {
+			if not.Evaluate(entries[i].labels) {
 				sel = append(sel, entries[i].spans[famIdx(fam)]...)
 			}
 		}
@@ -145,54 +128,86 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 		return s, false
 	}
 
-	list := e.Ports
-	if len(e.NotPorts) > 0 {
-		// Validation never allows both; notPorts wins if it happens.
-		list = e.NotPorts
-		s.mode = portsNotIn
-	} else if len(e.Ports) > 0 {
-		s.mode = portsIn
-	}
-	if s.mode == portsAny {
-		return s, true
-	}
-	var numeric []rng
-	for _, p := range list {
-		if p.Name == "" {
-			numeric = append(numeric, rng{uint32(p.Min), uint32(p.Max)})
-			continue
-		}
+	// members lists the (address, protocol, port) members of the named
+	// port's IP set: every selected endpoint's port of that name whose
+	// protocol the rule allows, on its addresses of this family. Felix
+	// filters named ports by the positive selector only, also for notPorts.
+	proto, anyProto := namedPortProto(ruleProto)
+	members := func(name string, out []namedPort) []namedPort {
 		for i := range entries {
 			en := &entries[i]
-			if en.ports == nil || (hasPos && !pos(en.labels)) {
+			if en.ports == nil || (pos != nil && !selected(en.labels)) {
 				continue
 			}
 			for _, ep := range en.ports {
-				if ep.Name != p.Name || ep.Protocol != namedPortProto(ruleProto) {
+				if ep.Name != name || !anyProto && ep.Protocol != proto {
 					continue
 				}
 				for _, a := range en.addrs {
 					if a.fam == fam && s.addrs.contains(a.a) {
-						s.named = append(s.named, namedPort{addr: a.a, proto: ep.Protocol, port: ep.Port})
+						out = append(out, namedPort{addr: a.a, proto: ep.Protocol, port: ep.Port})
 					}
 				}
 			}
 		}
+		return out
 	}
-	numeric = normRanges(numeric)
-	if s.mode == portsNotIn {
-		s.ports = complementRanges(numeric, 65535)
+	if len(e.Ports) > 0 {
+		s.hasPorts = true
+		var numeric []rng
+		for _, p := range e.Ports {
+			if p.Name == "" {
+				numeric = append(numeric, rng{uint32(p.Min), uint32(p.Max)})
+			} else {
+				s.named = members(p.Name, s.named)
+			}
+		}
+		s.ports = normRanges(numeric)
+		if len(s.ports) == 0 && len(s.named) == 0 {
+			return s, false
+		}
+	}
+	if len(e.NotPorts) > 0 {
+		s.hasNot = true
+		var numeric []rng
+		for _, p := range e.NotPorts {
+			if p.Name == "" {
+				numeric = append(numeric, rng{uint32(p.Min), uint32(p.Max)})
+			} else {
+				s.notNamed = members(p.Name, s.notNamed)
+			}
+		}
+		numeric = normRanges(numeric)
 		if len(numeric) == 0 {
 			// Only named notPorts: "! --match-set ip,port" also matches a
 			// packet without ports (the kernel's ipset lookup fails, so it
 			// is a non-member); a numeric "! --dports" never does.
-			s.ports = []rng{{0, dtree.NoPort}}
+			s.notAllowed = []rng{{0, dtree.NoPort}}
+		} else {
+			s.notAllowed = complementRanges(numeric, 65535)
 		}
-		if len(s.ports) == 0 {
+		if len(s.notAllowed) == 0 {
 			return s, false
 		}
-	} else {
-		s.ports = numeric
+	}
+	if s.hasPorts && s.hasNot {
+		// Drop what the notPorts exclude from the positive alternatives.
+		var ports []rng
+		for _, a := range s.ports {
+			for _, b := range s.notAllowed {
+				if r, ok := intersectRng(a, b); ok {
+					ports = append(ports, r)
+				}
+			}
+		}
+		s.ports = ports
+		named := s.named[:0:0]
+		for _, n := range s.named {
+			if inRanges(s.notAllowed, uint32(n.port)) && !s.notHit(n.addr, uint32(n.proto), uint32(n.port)) {
+				named = append(named, n)
+			}
+		}
+		s.named = named
 		if len(s.ports) == 0 && len(s.named) == 0 {
 			return s, false
 		}
@@ -201,13 +216,19 @@ func buildSide(e *EntityRule, fam uint8, ruleProto *Protocol, entries []addrEntr
 }
 
 // namedPortProto is the protocol of the endpoint ports a rule's named port
-// selects: the rule's protocol, or TCP when it has none (Felix
-// rule_scanner.go, "named ports default to TCP if protocol isn't specified").
-func namedPortProto(ruleProto *Protocol) uint8 {
+// selects: the rule's protocol (Felix ipsetmember.ProtocolFrom: UDP, SCTP,
+// else TCP), or any protocol when the rule has none (rule_scanner.go:
+// namedPortProto := ipsetmember.ProtocolAny); each member keeps the
+// endpoint port's own protocol.
+func namedPortProto(ruleProto *Protocol) (proto uint8, any bool) {
 	if ruleProto == nil {
-		return classify.ProtoTCP
+		return 0, true
 	}
-	return ruleProto.Num
+	switch ruleProto.Num {
+	case classify.ProtoUDP, 132:
+		return ruleProto.Num, false
+	}
+	return classify.ProtoTCP, false
 }
 
 // ruleFamily is the family a rule is restricted to by ipVersion, or inferred
@@ -251,10 +272,11 @@ func renderedFor(r *Rule, fam uint8) bool {
 	return true
 }
 
-// factor builds the factored form of r for family fam. ok is false when the
-// rule can never match a packet of that family.
-func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
-	if !renderedFor(r, fam) {
+// factor builds the factored form of r for family fam; sels holds the entity
+// rules' positive selectors. ok is false when the rule can never match a
+// packet of that family.
+func factor(r *Rule, fam uint8, entries []addrEntry, sels map[*EntityRule]*selector.Selector) (f frule, ok bool) {
+	if !renderedFor(r, fam) || r.Source.Services != nil || r.Destination.Services != nil {
 		return f, false
 	}
 	f.protos = allProtos
@@ -323,8 +345,8 @@ func factor(r *Rule, fam uint8, entries []addrEntry) (f frule, ok bool) {
 	}
 
 	var okS, okD bool
-	f.src, okS = buildSide(&r.Source, fam, r.Protocol, entries)
-	f.dst, okD = buildSide(&r.Destination, fam, r.Protocol, entries)
+	f.src, okS = buildSide(&r.Source, sels[&r.Source], fam, r.Protocol, entries)
+	f.dst, okD = buildSide(&r.Destination, sels[&r.Destination], fam, r.Protocol, entries)
 	return f, okS && okD
 }
 
@@ -339,25 +361,21 @@ type sideRect struct {
 // be expanded exactly (named notPorts) or would exceed limit rectangles.
 func (s *side) rects(out []sideRect, limit int) ([]sideRect, bool) {
 	anyProto := rng{0, 255}
-	switch s.mode {
-	case portsAny:
-		if len(s.addrs) > limit {
-			return out, false
-		}
-		for _, a := range s.addrs {
-			out = append(out, sideRect{addr: [2]u128{a.lo, a.hi}, port: anyAddrPortProto, proto: anyProto})
-		}
-		return out, true
-	case portsNotIn:
-		if len(s.named) > 0 {
-			return out, false
-		}
+	if len(s.notNamed) > 0 {
+		return out, false
 	}
-	if len(s.addrs)*len(s.ports)+len(s.named) > limit {
+	ports := s.ports
+	switch {
+	case !s.hasPorts && !s.hasNot:
+		ports = []rng{anyAddrPortProto}
+	case !s.hasPorts:
+		ports = s.notAllowed
+	}
+	if len(s.addrs)*len(ports)+len(s.named) > limit {
 		return out, false
 	}
 	for _, a := range s.addrs {
-		for _, p := range s.ports {
+		for _, p := range ports {
 			out = append(out, sideRect{addr: [2]u128{a.lo, a.hi}, port: p, proto: anyProto})
 		}
 	}
@@ -416,21 +434,21 @@ func (s *side) match(a u128, proto, port uint32) bool {
 	if !s.addrs.contains(a) {
 		return false
 	}
-	switch s.mode {
-	case portsIn:
-		if port != dtree.NoPort && inRanges(s.ports, port) {
-			return true
-		}
-		return s.namedHit(a, proto, port)
-	case portsNotIn:
-		return inRanges(s.ports, port) && !s.namedHit(a, proto, port)
+	if s.hasPorts && !inRanges(s.ports, port) && !s.namedHit(a, proto, port) {
+		return false
+	}
+	if s.hasNot && (!inRanges(s.notAllowed, port) || s.notHit(a, proto, port)) {
+		return false
 	}
 	return true
 }
 
-func (s *side) namedHit(a u128, proto, port uint32) bool {
-	for i := range s.named {
-		n := &s.named[i]
+func (s *side) namedHit(a u128, proto, port uint32) bool { return hitNamed(s.named, a, proto, port) }
+func (s *side) notHit(a u128, proto, port uint32) bool   { return hitNamed(s.notNamed, a, proto, port) }
+
+func hitNamed(l []namedPort, a u128, proto, port uint32) bool {
+	for i := range l {
+		n := &l[i]
 		if n.addr == a && uint32(n.proto) == proto && uint32(n.port) == port {
 			return true
 		}

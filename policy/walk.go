@@ -30,6 +30,11 @@ type StageTrace struct {
 	Interface string // interface whose endpoint binding decided the chain
 	Decision  Decision
 	Packet    classify.Packet // the tuple this stage matched on
+	// Postrouting: an output stage judged in mangle POSTROUTING, as Calico
+	// polices locally originated traffic that nat OUTPUT DNAT'd. There an
+	// Allow only returns (the verdict is NONE: the host's filter OUTPUT
+	// rules have already decided) and a Deny is a DROP, never a REJECT.
+	Postrouting bool
 }
 
 // Trace is every stage a packet passed, in kernel order, and the outcome.
@@ -43,6 +48,15 @@ type Trace struct {
 
 func (t *Trace) add(st Stage, ifc string, d Decision, pkt *classify.Packet) bool {
 	t.Stages = append(t.Stages, StageTrace{Stage: st, Interface: ifc, Decision: d, Packet: *pkt})
+	return d.Verdict == Drop
+}
+
+// addPostrouting adds the output stage of DNAT'd local traffic.
+func (t *Trace) addPostrouting(ifc string, d Decision, pkt *classify.Packet) bool {
+	if d.Verdict == Accept {
+		d.Verdict, d.AcceptMark = None, false
+	}
+	t.Stages = append(t.Stages, StageTrace{Stage: StageOutput, Interface: ifc, Decision: d, Packet: *pkt, Postrouting: true})
 	return d.Verdict == Drop
 }
 
@@ -107,7 +121,14 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 		default:
 			d = p.Local(bo.Filter, Egress, &pk)
 		}
-		if t.add(StageOutput, path.Out.Name, d, &pk) || !path.ToLocal {
+		var dropped bool
+		if path.DNATAddr.IsValid() && dnatDone && !bo.Workload {
+			// filter OUTPUT skips ctstate DNAT; mangle POSTROUTING polices it.
+			dropped = t.addPostrouting(path.Out.Name, d, &pk)
+		} else {
+			dropped = t.add(StageOutput, path.Out.Name, d, &pk)
+		}
+		if dropped || !path.ToLocal {
 			return t.finish()
 		}
 		if outAccepted {

@@ -52,7 +52,7 @@ func TestWalkStageSequence(t *testing.T) {
 		{"raw OUTPUT uses the pre-DNAT route, filter the final out-interface",
 			policy.Path{FromLocal: true, Out: ifaces["eth1"], OutBeforeDNAT: ifaces["eth0"], DNATAddr: netip.MustParseAddr("198.19.8.8")},
 			TCP("198.18.0.1", 40000, "198.18.9.9", 9090),
-			"untracked/NONE/no-match@eth0 output/ACCEPT/rule@eth1 ACCEPT"},
+			"untracked/NONE/no-match@eth0 output/NONE/rule@eth1 NONE"},
 		{"DNT egress allow: NOTRACK, no DNAT, filter OUTPUT accepts on the mark",
 			policy.Path{FromLocal: true, Out: ifaces["eth1"], OutBeforeDNAT: ifaces["eth0"], DNATAddr: netip.MustParseAddr("198.19.8.8")},
 			TCP("198.18.0.1", 40000, "198.18.9.9", 8080),
@@ -91,6 +91,43 @@ func TestWalkWorkloadToHost(t *testing.T) {
 		prog, _ := policy.Compile(&policy.Config{Settings: st, HostEndpoints: []policy.HostEndpoint{hep("all", "*")}})
 		if got := stagesOf(prog, prog.Walk(path("cali1>local"), TCP("198.18.9.9", 1, "198.18.0.1", 80))); got != c.want {
 			t.Errorf("%v: got %s, want %s", c.action, got, c.want)
+		}
+	}
+}
+
+// Locally originated traffic that nat OUTPUT DNATs is policed in mangle
+// POSTROUTING, where Calico's Allow only returns: the verdict is NONE (the
+// host's filter OUTPUT rules decide), while a Deny is a real DROP (issue 11
+// item 9; explain used to report ACCEPT).
+func TestWalkDNATedLocalOutput(t *testing.T) {
+	cfg := &policy.Config{Settings: defaults(), HostEndpoints: []policy.HostEndpoint{hep("gw.eth1", "eth1", "side=in")},
+		Policies: []policy.GlobalNetworkPolicy{gnp("out", "side == 'in'", out(Allow(P("TCP"), DstPorts("443")), Deny(P("TCP"), DstPorts("80"))))}}
+	prog, err := policy.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnat := policy.Path{FromLocal: true, Out: ifaces["eth1"], DNATAddr: netip.MustParseAddr("198.19.8.8")}
+	plain := policy.Path{FromLocal: true, Out: ifaces["eth1"]}
+	for _, c := range []struct {
+		name string
+		path policy.Path
+		pkt  classify.Packet
+		want string
+		post bool
+	}{
+		{"DNAT'd, allowed: NONE", dnat, TCP("198.19.0.1", 40000, "198.18.9.9", 443), "output/NONE/rule@eth1 NONE", true},
+		{"DNAT'd, denied: DROP", dnat, TCP("198.19.0.1", 40000, "198.18.9.9", 80), "output/DROP/rule@eth1 DROP", true},
+		{"DNAT'd, end of tier: DROP", dnat, TCP("198.19.0.1", 40000, "198.18.9.9", 25), "output/DROP/end-of-tier@eth1 DROP", true},
+		{"DNAT'd, failsafe: NONE", dnat, UDP("198.19.0.1", 40000, "198.18.9.9", 53), "output/NONE/failsafe@eth1 NONE", true},
+		{"DNAT'd, established: NONE", dnat, CT(TCP("198.19.0.1", 40000, "198.18.9.9", 25), classify.CTEstablished), "output/NONE/conntrack@eth1 NONE", true},
+		{"not DNAT'd, allowed: ACCEPT in filter OUTPUT", plain, TCP("198.19.0.1", 40000, "198.18.9.9", 443), "output/ACCEPT/rule@eth1 ACCEPT", false},
+	} {
+		tr := prog.Walk(c.path, c.pkt)
+		if got := stagesOf(prog, tr); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+		if last := tr.Stages[len(tr.Stages)-1]; last.Postrouting != c.post {
+			t.Errorf("%s: Postrouting %v, want %v", c.name, last.Postrouting, c.post)
 		}
 	}
 }

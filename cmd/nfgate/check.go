@@ -44,18 +44,20 @@ var hostInterfaces = func() []policy.Interface {
 
 // checkReport is what `nfgate check --json` prints. The text form shows the same.
 type checkReport struct {
-	OK         bool              `json:"ok"`
-	Config     string            `json:"config"`
-	Files      []string          `json:"files"`
-	Hash       string            `json:"hash"`
-	Node       string            `json:"node,omitempty"`
-	Interfaces []checkInterface  `json:"interfaces,omitempty"`
-	Endpoints  []checkEndpoint   `json:"endpoints,omitempty"`
-	Policies   []checkPolicy     `json:"policies,omitempty"`
-	Failsafe   *checkFailsafe    `json:"failsafe,omitempty"`
-	Warnings   []config.Diag     `json:"warnings"`
-	Errors     []config.Diag     `json:"errors"`
-	Engine     map[string]string `json:"engine,omitempty"`
+	OK     bool     `json:"ok"`
+	Config string   `json:"config"`
+	Files  []string `json:"files"`
+	Hash   string   `json:"hash"`
+	Node   string   `json:"node,omitempty"`
+	// InterfaceExclude is Felix's interfaceExclude: names, or /regex/.
+	InterfaceExclude []string          `json:"interfaceExclude"`
+	Interfaces       []checkInterface  `json:"interfaces,omitempty"`
+	Endpoints        []checkEndpoint   `json:"endpoints,omitempty"`
+	Policies         []checkPolicy     `json:"policies,omitempty"`
+	Failsafe         *checkFailsafe    `json:"failsafe,omitempty"`
+	Warnings         []config.Diag     `json:"warnings"`
+	Errors           []config.Diag     `json:"errors"`
+	Engine           map[string]string `json:"engine,omitempty"`
 }
 
 type checkInterface struct {
@@ -64,7 +66,10 @@ type checkInterface struct {
 	// the interface ("" when not policed).
 	Endpoint string `json:"endpoint,omitempty"`
 	// How: "named", "expectedIPs", "*", "workload" (interfacePrefix) or "not policed".
-	How       string `json:"how"`
+	How string `json:"how"`
+	// Excluded: interfaceExclude matches the interface, so no named endpoint
+	// governs it (a "*" endpoint still does).
+	Excluded  bool   `json:"excluded,omitempty"`
 	Untracked string `json:"untracked,omitempty"`
 	PreDNAT   string `json:"preDNAT,omitempty"`
 }
@@ -193,6 +198,10 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 	cfg := prog.Config()
 	st := &cfg.Settings
 	rep.Node = st.NodeName
+	rep.InterfaceExclude = []string{}
+	for _, re := range st.InterfaceExclude {
+		rep.InterfaceExclude = append(rep.InterfaceExclude, config.ExcludePattern(re))
+	}
 	warn := func(pos policy.Pos, res, field, format string, args ...any) {
 		rep.Warnings = append(rep.Warnings, config.Diag{File: pos.File, Line: pos.Line, Col: pos.Col, Resource: res, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
@@ -210,15 +219,20 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 		present[ifc.Name] = true
 		b := prog.Bind(ifc)
 		ci := checkInterface{Name: ifc.Name, Endpoint: epName(b.Filter), Untracked: epName(b.Untracked), PreDNAT: epName(b.PreDNAT)}
+		ci.Excluded = !b.Workload && st.Excluded(ifc.Name)
 		switch {
 		case b.Workload:
 			ci.How = "workload"
+		case b.Filter == policy.NoEndpoint && ci.Excluded:
+			ci.How = "excluded (not policed)"
 		case b.Filter == policy.NoEndpoint:
 			ci.How = "not policed"
 		default:
 			governing[b.Filter] = true
 			e := prog.Endpoint(b.Filter)
 			switch {
+			case e.Wildcard && ci.Excluded:
+				ci.How = "* (excluded: no named endpoint)"
 			case e.Wildcard:
 				ci.How = "*"
 			case e.InterfaceName == ifc.Name:
@@ -239,7 +253,12 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 			ce.ExpectedIPs = append(ce.ExpectedIPs, a.String())
 		}
 		for _, pi := range e.Profiles {
-			ce.Profiles = append(ce.Profiles, cfg.Profiles[pi].Name)
+			pr := &cfg.Profiles[pi]
+			if pr.Missing {
+				ce.Profiles = append(ce.Profiles, pr.Name+" (missing: deny)")
+				continue
+			}
+			ce.Profiles = append(ce.Profiles, pr.Name)
 		}
 		for _, kind := range []policy.PlanKind{policy.PlanUntracked, policy.PlanPreDNAT, policy.PlanNormal, policy.PlanForward} {
 			plan := e.Plan(kind)
@@ -266,6 +285,8 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 		if ifacesKnown {
 			switch {
 			case e.Wildcard:
+			case e.InterfaceName != "" && st.Excluded(e.InterfaceName):
+				warn(h.Pos, "HostEndpoint/"+e.Name, "interfaceName", "interface %q is excluded by interfaceExclude: Felix does not track it, so the endpoint polices nothing", e.InterfaceName)
 			case e.InterfaceName != "" && !present[e.InterfaceName]:
 				warn(h.Pos, "HostEndpoint/"+e.Name, "interfaceName", "interface %q does not exist on this host: the endpoint polices nothing until it appears", e.InterfaceName)
 			case e.InterfaceName == "" && !governing[e.ID]:
@@ -293,8 +314,8 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 		}
 		rep.Policies = append(rep.Policies, cp)
 		switch {
-		case p.NeverSelectsHosts:
-			warn(p.Pos, "GlobalNetworkPolicy/"+p.Name, "namespaceSelector", "a policy with namespaceSelector or serviceAccountSelector never selects a host endpoint")
+		case len(cp.Selects) == 0 && (p.NamespaceSelector != "" || p.ServiceAccountSelector != ""):
+			warn(p.Pos, "GlobalNetworkPolicy/"+p.Name, "selector", "selects no host endpoint of node %q: with namespaceSelector or serviceAccountSelector, Felix evaluates %s", st.NodeName, p.Selector)
 		case len(cp.Selects) == 0:
 			warn(p.Pos, "GlobalNetworkPolicy/"+p.Name, "selector", "selects no host endpoint of node %q", st.NodeName)
 		}
@@ -424,6 +445,9 @@ func printCheck(rep *checkReport, asJSON bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: OK (node %q, %d file(s), hash %s)\n", rep.Config, rep.Node, len(rep.Files), short)
 
+	if len(rep.InterfaceExclude) > 0 {
+		fmt.Fprintf(stdout, "\nExcluded interfaces (interfaceExclude; only a \"*\" endpoint polices them): %s\n", strings.Join(rep.InterfaceExclude, ", "))
+	}
 	fmt.Fprintln(stdout, "\nInterfaces:")
 	if len(rep.Interfaces) == 0 {
 		fmt.Fprintln(stdout, "  (none known: pass --iface or --iface-addr, or run on the gateway)")

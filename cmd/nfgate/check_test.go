@@ -119,3 +119,75 @@ func TestCheckBroken(t *testing.T) {
 		}
 	}
 }
+
+// check shows what Calico v3.32.1 does with interfaceExclude, a missing
+// profile and an http rule (issue 11 items 5, 6, 8).
+func TestCheckFidelityWarnings(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "nfgate.toml")
+	os.WriteFile(f, []byte(`include = ["r.yaml"]
+[gateway]
+nodeName = "gw"
+interfaceExclude = "kube-ipvs0,/^veth/"
+`), 0o600)
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: ipvs}
+spec: {node: gw, interfaceName: kube-ipvs0}
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: eth0, labels: {web: "true"}}
+spec: {node: gw, interfaceName: eth0, profiles: [gone]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: web}
+spec:
+  selector: has(web)
+  ingress:
+  - {action: Allow, protocol: TCP, http: {methods: [GET]}, destination: {ports: [80]}}
+`), 0o600)
+	code, out, errs := runCheckArgs("--config", f, "--host-interfaces=false", "--iface", "eth0", "--iface", "kube-ipvs0", "--iface", "veth7", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rep.InterfaceExclude, " ") != "kube-ipvs0 /^veth/" {
+		t.Errorf("interfaceExclude %v", rep.InterfaceExclude)
+	}
+	how := map[string]checkInterface{}
+	for _, i := range rep.Interfaces {
+		how[i.Name] = i
+	}
+	if i := how["kube-ipvs0"]; !i.Excluded || i.Endpoint != "" || i.How != "excluded (not policed)" {
+		t.Errorf("kube-ipvs0: %+v", i)
+	}
+	if i := how["veth7"]; !i.Excluded {
+		t.Errorf("veth7: %+v", i)
+	}
+	if i := how["eth0"]; i.Excluded || i.Endpoint != "eth0" {
+		t.Errorf("eth0: %+v", i)
+	}
+	for _, want := range []string{
+		`interface "kube-ipvs0" is excluded by interfaceExclude`,
+		`profile "gone" does not exist`,
+		"the HTTP match is not enforced",
+	} {
+		found := false
+		for _, w := range rep.Warnings {
+			found = found || strings.Contains(w.Msg, want)
+		}
+		if !found {
+			t.Errorf("no warning %q in %v", want, rep.Warnings)
+		}
+	}
+	for _, e := range rep.Endpoints {
+		if e.Name == "eth0" && strings.Join(e.Profiles, ",") != "gone (missing: deny)" {
+			t.Errorf("eth0 profiles %v", e.Profiles)
+		}
+	}
+}

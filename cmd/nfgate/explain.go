@@ -100,6 +100,9 @@ type explainStage struct {
 	Reason    string `json:"reason"`
 	Logged    bool   `json:"logged,omitempty"`
 	Where     string `json:"where,omitempty"`
+	// Hook names the kernel hook when it is not the stage's usual one:
+	// "postrouting" for DNAT'd local traffic (an Allow there only returns).
+	Hook string `json:"hook,omitempty"`
 }
 
 type explainResult struct {
@@ -125,6 +128,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		icmpCode  = fs.Uint("icmp-code", 0, "ICMP code")
 		ct        = fs.String("ct", "new", "conntrack state: new, established, related, invalid, untracked")
 		dnatTo    = fs.String("dnat-to", "", "destination after DNAT: ADDR or ADDR:PORT ([v6]:PORT)")
+		outPre    = fs.String("out-before-dnat", "", "locally originated DNAT'd traffic: the interface the route chose before nat OUTPUT rewrote the destination (raw OUTPUT dispatch; default --out)")
 		asJSON    = fs.Bool("json", false, "print JSON")
 	)
 	addrs := ifaceAddrs{}
@@ -178,6 +182,12 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 			return usage("--dnat-to %q is not of the packet's address family", *dnatTo)
 		}
 	}
+	if *outPre != "" {
+		if !*fromLocal || *dnatTo == "" {
+			return usage("--out-before-dnat needs --from-local and --dnat-to")
+		}
+		path.OutBeforeDNAT = iface(*outPre)
+	}
 
 	cfg, err := loadPolicy(*cfgPath)
 	if err != nil {
@@ -197,6 +207,9 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 			Tier: d.Tier, Policy: d.Policy, Profile: d.Profile, Rule: d.Rule, Reason: d.Reason, Logged: d.Logged}
 		if d.Pos.File != "" {
 			es.Where = fmt.Sprintf("%s:%d", d.Pos.File, d.Pos.Line)
+		}
+		if s.Postrouting {
+			es.Hook = "postrouting"
 		}
 		res.Stages = append(res.Stages, es)
 	}
@@ -221,6 +234,9 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, s := range tr.Stages {
 		fmt.Fprintf(stdout, "%-9s on %-8s %s\n", s.Stage, s.Interface, prog.Describe(s.Decision))
+		if s.Postrouting {
+			fmt.Fprintln(stdout, "          (DNAT'd local traffic is policed in mangle POSTROUTING: an Allow there only returns, the host's own OUTPUT rules decide)")
+		}
 	}
 	fmt.Fprintf(stdout, "final: %s\n", tr.Final)
 	return 0

@@ -74,9 +74,73 @@ func TestExplainUsage(t *testing.T) {
 		"--config x --in eth0 --out eth1 --src 198.18.0.1 --dst 198.18.0.2 --proto TCP --ct weird",
 		"--config x --in eth0 --out eth1 --src 198.18.0.1 --dst 198.18.0.2 --proto TCP --dnat-to nope",
 		"--config x --in eth0 --out eth1 --src 198.18.0.1 --dst 198.18.0.2 --proto TCP --iface-addr eth0",
+		"--config x --from-local --out eth1 --src 198.18.0.1 --dst 198.18.0.2 --proto TCP --out-before-dnat eth0",
 	} {
 		if code, _, errs := runExplainTest(t, args); code != 2 || errs == "" {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}
+
+// Locally originated traffic that nat OUTPUT DNATs: Calico polices it in
+// mangle POSTROUTING, where an Allow only returns, so explain reports NONE
+// (the host's OUTPUT rules decide) as the live daemon behaves; a Deny is a
+// DROP (issue 11 item 9).
+func TestExplainDNATedLocalOutput(t *testing.T) {
+	old := loadPolicy
+	defer func() { loadPolicy = old }()
+	loadPolicy = func(string) (*policy.Config, error) {
+		cfg := explainConfig()
+		cfg.Policies[0].ApplyOnForward = false
+		cfg.Policies[0].Egress = append(cfg.Policies[0].Egress, policytest.Deny(policytest.P("TCP"), policytest.DstPorts("80")))
+		return cfg, nil
+	}
+	base := "--config x.toml --from-local --out eth1 --iface-addr eth1=198.19.0.45 --src 198.19.0.45 --sport 40000 --dst 198.18.0.1 --proto TCP --json "
+	for _, c := range []struct {
+		args, final, verdict, hook string
+	}{
+		{"--dport 22 --dnat-to 198.19.7.7", "NONE", "NONE", "postrouting"},
+		{"--dport 80 --dnat-to 198.19.7.7", "DROP", "DROP", "postrouting"},
+		{"--dport 22", "ACCEPT", "ACCEPT", ""},
+	} {
+		var out, errb bytes.Buffer
+		if code := runExplain(strings.Fields(base+c.args), &out, &errb); code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.args, code, errb.String())
+		}
+		var res explainResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		last := res.Stages[len(res.Stages)-1]
+		if res.Final != c.final || last.Stage != "output" || last.Verdict != c.verdict || last.Hook != c.hook {
+			t.Errorf("%s: got final %s, last %+v; want %s / %s / hook %q", c.args, res.Final, last, c.final, c.verdict, c.hook)
+		}
+	}
+}
+
+// --out-before-dnat: raw OUTPUT dispatches on the route chosen before nat
+// OUTPUT's DNAT, as the kernel (and the live daemon) does.
+func TestExplainOutBeforeDNAT(t *testing.T) {
+	old := loadPolicy
+	defer func() { loadPolicy = old }()
+	loadPolicy = func(string) (*policy.Config, error) {
+		return &policy.Config{Settings: policy.Settings{NodeName: "gw"},
+			HostEndpoints: []policy.HostEndpoint{{Name: "gw.eth0", InterfaceName: "eth0", Labels: policytest.Labels("side=out")}},
+			Policies: []policy.GlobalNetworkPolicy{{Name: "dnt", Selector: policytest.Sel("side == 'out'"), DoNotTrack: true, ApplyOnForward: true,
+				Types: []policy.PolicyType{policy.Egress}, Egress: []policy.Rule{policytest.Deny(policytest.P("TCP"))}}}}, nil
+	}
+	base := "--config x.toml --from-local --out eth1 --src 198.19.0.1 --sport 40000 --dst 198.18.0.9 --dport 80 --proto TCP --dnat-to 198.19.7.7 --json"
+	for _, c := range []struct{ extra, final string }{{"", "NONE"}, {" --out-before-dnat eth0", "DROP"}} {
+		var out, errb bytes.Buffer
+		if code := runExplain(strings.Fields(base+c.extra), &out, &errb); code != 0 {
+			t.Fatalf("%q: exit %d: %s", c.extra, code, errb.String())
+		}
+		var res explainResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Final != c.final {
+			t.Errorf("%q: final %s, want %s (%+v)", c.extra, res.Final, c.final, res.Stages)
 		}
 	}
 }

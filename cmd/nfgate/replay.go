@@ -409,7 +409,8 @@ func (r *replayer) packet(lt int, data []byte, ts time.Time) {
 		d := r.prog.Describe(s.Decision)
 		st.Endpoint, st.Tier, st.Policy, st.Rule, st.Reason, st.Logged = d.Endpoint, d.Tier, d.Policy, d.Rule, d.Reason, d.Logged
 		st.Verdict = d.Verdict
-		if s.Decision.Verdict == policy.Drop && r.reject && s.Stage >= policy.StageInput {
+		// mangle POSTROUTING (DNAT'd local traffic) cannot REJECT.
+		if s.Decision.Verdict == policy.Drop && r.reject && s.Stage >= policy.StageInput && !s.Postrouting {
 			st.Verdict = "REJECT"
 		}
 		st.Note = note

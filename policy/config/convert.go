@@ -201,14 +201,27 @@ func labelKeyProblem(k string) string {
 type selKind uint8
 
 const (
-	selPlain     selKind = iota // policy selector, entity selector/notSelector
-	selNamespace                // EntityRule namespaceSelector: global() allowed alone
+	selPlain     selKind = iota // policy selector, entity selector: no global()
+	selNot                      // entity notSelector, serviceAccounts selector: Calico checks nothing more
+	selNamespace                // entity namespaceSelector: global() only alone
+	selPolicyNS                 // policy namespaceSelector: no global()
+	selPolicySA                 // policy serviceAccountSelector: no global()
 )
 
-// selector parses a selector field; "" and unset give nil.
+const (
+	globalEntRule = "global() can only be used in an EntityRule namespaceSelector"
+	globalOnly    = "global() cannot be combined with other selectors"
+)
+
+// selector parses a selector field: unset and "" give nil; a selector of
+// only spaces is all(), as in Calico. The global() checks are Calico's
+// validator's, which look at the text: a selector that contains "global()"
+// anywhere (a string value included) is rejected where global() is not
+// allowed, and a namespaceSelector that mentions "global(" must be that
+// single call.
 func (c *conv) selector(n *node, k selKind) *selector.Selector {
 	s, ok := c.str(n)
-	if !ok || strings.TrimSpace(s) == "" {
+	if !ok || s == "" {
 		return nil
 	}
 	sel, err := selector.Parse(s)
@@ -221,13 +234,15 @@ func (c *conv) selector(n *node, k selKind) *selector.Selector {
 		}
 		return nil
 	}
-	if sel.UsesGlobal() {
-		if k != selNamespace {
-			c.errf(n, "global() can only be used in an EntityRule namespaceSelector")
+	switch k {
+	case selPlain, selPolicyNS, selPolicySA:
+		if strings.Contains(s, "global()") {
+			c.errf(n, "%s", globalEntRule)
 			return nil
 		}
-		if !sel.IsGlobalOnly() {
-			c.errf(n, "global() cannot be combined with other selectors")
+	case selNamespace:
+		if strings.Contains(s, "global(") && s != "global()" && !selector.IsGlobalToken(s) {
+			c.errf(n, "%s", globalOnly)
 			return nil
 		}
 	}
@@ -300,40 +315,47 @@ func (c *conv) icmp(n *node) *policy.ICMPMatch {
 
 var actions = map[string]policy.Action{"Allow": policy.Allow, "Deny": policy.Deny, "Log": policy.Log, "Pass": policy.Pass}
 
-var ruleFields = []string{"action", "ipVersion", "protocol", "notProtocol", "icmp", "notICMP", "source", "destination", "metadata"}
+var ruleFields = []string{"action", "ipVersion", "protocol", "notProtocol", "icmp", "notICMP", "source", "destination", "http", "metadata"}
 
-var ruleUnsupported = map[string]string{
-	"http":            "HTTP match is application-layer policy (Calico needs Envoy for it)",
-	"serviceAccounts": "service accounts exist only for Kubernetes pods",
-	"services":        "Kubernetes services are not known to a standalone gateway",
-}
-
-var entityFields = []string{"nets", "notNets", "selector", "notSelector", "namespaceSelector", "ports", "notPorts"}
-
-var entityUnsupported = map[string]string{
-	"serviceAccounts": "service accounts exist only for Kubernetes pods",
-	"services":        "Kubernetes services are not known to a standalone gateway",
-}
+var entityFields = []string{"nets", "notNets", "selector", "notSelector", "namespaceSelector", "serviceAccounts", "services", "ports", "notPorts"}
 
 const maxRules = 1024
 
-func (c *conv) rules(n *node) []policy.Rule {
+// ruleSet says where a list of rules is: a policy's ingress or egress
+// rules, or a profile's (which Calico checks less).
+type ruleSet uint8
+
+const (
+	policyIngress ruleSet = iota
+	policyEgress
+	profileRules
+)
+
+func (c *conv) rules(n *node, where ruleSet) []policy.Rule {
 	els := c.list(n)
 	if len(els) > maxRules {
 		c.errf(n, "too many rules (%d): at most %d are allowed per direction", len(els), maxRules)
 	}
 	out := make([]policy.Rule, 0, len(els))
 	for _, e := range els {
-		if r, ok := c.rule(e); ok {
+		if r, ok := c.rule(e, where); ok {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-func (c *conv) rule(n *node) (policy.Rule, bool) {
+// Calico's validator messages (libcalico-go validator/v3).
+const (
+	protocolPortsMsg   = "rules that specify ports must set protocol to TCP or UDP or SCTP"
+	protocolNumPortMsg = "rules with numeric port or port range must set protocol to TCP or UDP or SCTP"
+	protocolICMPMsg    = "rules that specify ICMP fields must set protocol to ICMP"
+	protocolHTTPMsg    = "rules that specify HTTP fields must set protocol to TCP or empty"
+)
+
+func (c *conv) rule(n *node, where ruleSet) (policy.Rule, bool) {
 	r := policy.Rule{Pos: n.pos}
-	if !c.fields(n, ruleFields, ruleUnsupported) {
+	if !c.fields(n, ruleFields, nil) {
 		return r, false
 	}
 	if a := n.get("action"); !isSet(a) {
@@ -353,7 +375,9 @@ func (c *conv) rule(n *node) (policy.Rule, bool) {
 		}
 	}
 	if m := n.get("metadata"); isSet(m) {
-		c.fields(m, []string{"annotations"}, nil)
+		if c.fields(m, []string{"annotations"}, nil) {
+			c.annotations(m.get("annotations"))
+		}
 	}
 	r.Protocol = c.protocol(n.get("protocol"))
 	r.NotProtocol = c.protocol(n.get("notProtocol"))
@@ -363,12 +387,17 @@ func (c *conv) rule(n *node) (policy.Rule, bool) {
 	r.Source = c.entity(srcN)
 	r.Destination = c.entity(dstN)
 
-	// ICMP fields need protocol ICMP or ICMPv6 (by name, as Calico compares).
+	// ICMP fields need protocol ICMP or ICMPv6, by name (Calico compares
+	// the protocol with the names).
 	isICMP := func(p *policy.Protocol) bool { return p != nil && p.Named && (p.Num == 1 || p.Num == 58) }
-	for _, f := range []string{"icmp", "notICMP"} {
-		if x := n.get(f); isSet(x) && !isICMP(r.Protocol) {
-			c.errf(x, "ICMP fields require protocol to be ICMP or ICMPv6")
-		}
+	if x := n.get("icmp"); isSet(x) && !isICMP(r.Protocol) {
+		c.errf(x, "%s", protocolICMPMsg)
+	}
+	if x := n.get("notICMP"); isSet(x) && !isICMP(r.Protocol) {
+		// Calico's validator lets this through, but Felix renders
+		// "-m icmp ! --icmp-type" without "-p icmp", which iptables refuses
+		// (docs/semantics.md, deliberate differences).
+		c.errf(x, "notICMP needs protocol ICMP or ICMPv6: Calico accepts the rule but Felix cannot program it (iptables refuses an icmp match without -p icmp)")
 	}
 	for _, f := range []string{"protocol", "notProtocol"} {
 		p := r.Protocol
@@ -379,10 +408,10 @@ func (c *conv) rule(n *node) (policy.Rule, bool) {
 			continue
 		}
 		if p.Num == 1 && r.IPVersion == 6 {
-			c.errf(n.get(f), "protocol ICMP requires ipVersion 4")
+			c.errf(n.get(f), "must set ipversion to '4' with protocol icmp")
 		}
 		if p.Num == 58 && r.IPVersion == 4 {
-			c.errf(n.get(f), "protocol ICMPv6 requires ipVersion 6")
+			c.errf(n.get(f), "must set ipversion to '6' with protocol icmpv6")
 		}
 	}
 
@@ -398,13 +427,13 @@ func (c *conv) rule(n *node) (policy.Rule, bool) {
 			}
 			if r.Protocol != nil {
 				if !portProto(r.Protocol.Num) {
-					c.errf(pl, "rules that specify ports must set protocol to TCP or UDP or SCTP")
+					c.errf(pl, "%s", protocolPortsMsg)
 				}
 				continue
 			}
 			for _, e := range pl.list {
 				if e.kind == kInt || e.kind == kString && (allDigitsRe.MatchString(e.s) || portRangeRe.MatchString(e.s)) {
-					c.errf(e, "rules with numeric port or port range must set protocol to TCP or UDP or SCTP")
+					c.errf(e, "%s", protocolNumPortMsg)
 					break
 				}
 			}
@@ -430,13 +459,142 @@ func (c *conv) rule(n *node) (policy.Rule, bool) {
 				}
 				if first == nil {
 					first, firstV4 = e, v4
-				} else if v4 != firstV4 && r.IPVersion == 0 {
+				} else if v4 != firstV4 {
 					c.errf(e, "rule contains both IPv4 and IPv6 CIDRs")
 				}
 			}
 		}
 	}
+
+	// HTTP matches load; Felix's iptables dataplane enforces only the rule's
+	// other fields (check warns).
+	if h := n.get("http"); isSet(h) {
+		c.http(h)
+		if r.Action != policy.Allow && r.Action != 0 {
+			c.errf(h, "HTTP match is only valid on Allow rules")
+		}
+		if r.Protocol != nil && !(r.Protocol.Named && r.Protocol.Num == 6) {
+			c.errf(n.get("protocol"), "%s", protocolHTTPMsg)
+		}
+		if where == policyEgress {
+			c.errf(h, "HTTP match is not allowed in egress rules")
+		}
+		r.HTTP = true
+		c.warnf(h, "the HTTP match is not enforced: Calico's iptables dataplane ignores it, so this rule matches on its other fields alone")
+	}
+
+	// Kubernetes services (Calico: only from the destination of an egress
+	// rule or the source of an ingress rule, with a namespace in a global
+	// policy).
+	for i, side := range []*node{srcN, dstN} {
+		sv := side.get("services")
+		if !isSet(sv) {
+			continue
+		}
+		e := &r.Source
+		if i == 1 {
+			e = &r.Destination
+		}
+		c.warnf(sv, "a standalone gateway knows no Kubernetes service endpoints: this rule never matches (Felix matches the service's endpoints)")
+		switch {
+		case where == policyEgress && i == 0:
+			c.errf(sv, "services not allowed in egress rule source")
+		case where == policyIngress && i == 1:
+			c.errf(sv, "services not allowed in ingress rule destination")
+		case where != profileRules && e.Services != nil && e.Services.Namespace == "":
+			c.errf(sv, "services: must specify a namespace")
+		}
+		if i == 1 {
+			if pl := side.get("ports"); isSet(pl) && pl.kind == kList && len(pl.list) > 0 {
+				c.errf(pl, "cannot specify ports with a service selector")
+			}
+			if pl := side.get("notPorts"); isSet(pl) && pl.kind == kList && len(pl.list) > 0 {
+				c.errf(pl, "cannot specify notports with a service selector")
+			}
+		}
+	}
 	return r, true
+}
+
+// http validates a rule's http match (Calico validateHTTPRule and the CRD's
+// limits). nfgate does not enforce it.
+func (c *conv) http(n *node) {
+	if !c.fields(n, []string{"methods", "paths"}, nil) {
+		return
+	}
+	const maxItems, maxLen = 20, 1024
+	if ms := c.list(n.get("methods")); len(ms) > 0 {
+		if len(ms) > maxItems {
+			c.errf(n.get("methods"), "methods: must have at most %d items", maxItems)
+		}
+		seen := map[string]bool{}
+		var all []string
+		dup := false
+		for _, m := range ms {
+			v, ok := c.str(m)
+			if !ok {
+				continue
+			}
+			dup = dup || seen[v]
+			seen[v] = true
+			all = append(all, v)
+		}
+		if dup {
+			c.errf(n.get("methods"), "Invalid methods (duplicates): %v", all)
+		}
+	}
+	ps := c.list(n.get("paths"))
+	if len(ps) > maxItems {
+		c.errf(n.get("paths"), "paths: must have at most %d items", maxItems)
+	}
+	for _, p := range ps {
+		if !c.fields(p, []string{"exact", "prefix"}, nil) {
+			continue
+		}
+		exact, _ := c.str(p.get("exact"))
+		prefix, _ := c.str(p.get("prefix"))
+		for _, v := range []string{exact, prefix} {
+			if len(v) > maxLen {
+				c.errf(p, "a path may be at most %d characters long", maxLen)
+			}
+		}
+		v := exact
+		if v == "" {
+			v = prefix
+		}
+		switch {
+		case exact != "" && prefix != "":
+			c.errf(p, "Invalid path match. Both 'exact' and 'prefix' are set")
+		case v == "":
+			c.errf(p, "Invalid path match. Either 'exact' or 'prefix' must be set")
+		case !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "? #"):
+			c.errf(p, "Invalid path %s. (must start with `/` and not contain `?` or `#`", v)
+		}
+	}
+}
+
+// annotations validates metadata annotations as Calico does: every key a
+// qualified name (checked in lower case), values strings, 256 KiB in all.
+func (c *conv) annotations(n *node) {
+	if !isSet(n) {
+		return
+	}
+	if n.kind != kMap {
+		c.errf(n, "annotations must be a mapping")
+		return
+	}
+	total := 0
+	for _, v := range n.kids {
+		if msg := labelKeyProblem(strings.ToLower(v.key)); msg != "" {
+			c.d.add(false, v.kpos, c.res, v.fpath(), "invalid annotation key %q: %s", v.key, msg)
+		}
+		if s, ok := c.str(v); ok {
+			total += len(v.key) + len(s)
+		}
+	}
+	if const256k := 256 << 10; total > const256k {
+		c.errf(n, "total size of annotations is too large by %d bytes", total-const256k)
+	}
 }
 
 func portProto(num uint8) bool { return num == 6 || num == 17 || num == 132 }
@@ -455,41 +613,80 @@ const (
 
 func (c *conv) entity(n *node) policy.EntityRule {
 	var e policy.EntityRule
-	if !isSet(n) || !c.fields(n, entityFields, entityUnsupported) {
+	if !isSet(n) || !c.fields(n, entityFields, nil) {
 		return e
 	}
 	e.Nets = c.nets(n.get("nets"), false, maxNets)
 	e.NotNets = c.nets(n.get("notNets"), true, maxNets)
 	e.Selector = c.selector(n.get("selector"), selPlain)
-	e.NotSelector = c.selector(n.get("notSelector"), selPlain)
+	e.NotSelector = c.selector(n.get("notSelector"), selNot)
 	e.NamespaceSelector = c.selector(n.get("namespaceSelector"), selNamespace)
 	e.Ports = c.ports(n.get("ports"))
 	e.NotPorts = c.ports(n.get("notPorts"))
+	if sa := n.get("serviceAccounts"); isSet(sa) && c.fields(sa, []string{"names", "selector"}, nil) {
+		e.ServiceAccounts = &policy.ServiceAccountMatch{Names: c.setOfStrings(sa.get("names")), Selector: c.selector(sa.get("selector"), selNot)}
+	}
+	if sv := n.get("services"); isSet(sv) && c.fields(sv, []string{"name", "namespace"}, nil) {
+		m := &policy.ServiceMatch{}
+		m.Name, _ = c.str(sv.get("name"))
+		m.Namespace, _ = c.str(sv.get("namespace"))
+		for _, f := range []string{"name", "namespace"} {
+			if v, ok := c.str(sv.get(f)); ok && v != "" && !subdomainRe.MatchString(v) {
+				c.errf(sv.get(f), "invalid service %s %q", f, v)
+			}
+		}
+		if m.Name == "" {
+			c.errf(sv, "Services field: must specify a service name")
+		}
+		conflict := func(f, what string) {
+			if x := n.get(f); isSet(x) {
+				c.errf(x, "Services field: cannot specify %s and Services on the same rule", what)
+			}
+		}
+		conflict("namespaceSelector", "NamespaceSelector")
+		conflict("selector", "Selector/NotSelector")
+		conflict("notSelector", "Selector/NotSelector")
+		conflict("serviceAccounts", "ServiceAccounts")
+		conflict("nets", "Nets/NotNets")
+		conflict("notNets", "Nets/NotNets")
+		e.Services = m
+	}
 	return e
 }
 
-// parseNet parses a strictly masked CIDR or a bare IP (as /32 or /128).
+// setOfStrings reads a list of strings that Calico's schema declares a set:
+// a repeated value is an error.
+func (c *conv) setOfStrings(n *node) []string {
+	out := c.strList(n)
+	seen := map[string]bool{}
+	for i, v := range out {
+		if seen[v] {
+			c.errf(n.list[i], "Duplicate value: %q", v)
+		}
+		seen[v] = true
+	}
+	return out
+}
+
+// parseNet parses a rule's CIDR the way Calico's validator does: a CIDR
+// (a bare address is "invalid CIDR" there), strictly masked.
 func parseNet(n *node) (netip.Prefix, bool) {
 	if n.kind != kString {
 		return netip.Prefix{}, false
 	}
-	if p, err := netip.ParsePrefix(n.s); err == nil {
-		return p, p == p.Masked()
-	}
-	if a, err := netip.ParseAddr(n.s); err == nil && a.Zone() == "" {
-		return netip.PrefixFrom(a, a.BitLen()), true
-	}
-	return netip.Prefix{}, false
+	p, err := netip.ParsePrefix(n.s)
+	return p, err == nil && p == p.Masked()
 }
 
-// nets converts a list of CIDRs. Rule nets must be strictly masked; for
-// GlobalNetworkSets (lenient) host bits are cleared with a warning.
+// nets converts a rule's list of CIDRs. nets is a set in Calico's schema (a
+// repeated CIDR is an error); notNets may not hold a catch-all CIDR.
 func (c *conv) nets(n *node, negated bool, max int) []netip.Prefix {
 	els := c.list(n)
 	if len(els) > max {
 		c.errf(n, "too many nets (%d): at most %d are allowed", len(els), max)
 	}
 	out := make([]netip.Prefix, 0, len(els))
+	seen := map[string]bool{}
 	for _, e := range els {
 		s, ok := c.str(e)
 		if !ok {
@@ -498,10 +695,16 @@ func (c *conv) nets(n *node, negated bool, max int) []netip.Prefix {
 			}
 			continue
 		}
+		if !negated && seen[s] {
+			c.errf(e, "Duplicate value: %q", s)
+		}
+		seen[s] = true
 		p, ok := parseNet(e)
 		if !ok {
 			if q, err := netip.ParsePrefix(s); err == nil {
 				c.errf(e, "invalid CIDR %q: host bits are set (did you mean %s?)", s, q.Masked())
+			} else if a, err := netip.ParseAddr(s); err == nil {
+				c.errf(e, "invalid CIDR %q: a rule's nets need a prefix length (did you mean %s?)", s, netip.PrefixFrom(a, a.BitLen()))
 			} else {
 				c.errf(e, "invalid CIDR %q", s)
 			}
@@ -577,8 +780,32 @@ func (c *conv) port(n *node) (policy.Port, bool) {
 			c.errf(n, "invalid name for named port (%s)", n.s)
 			return policy.Port{}, false
 		}
+		if msg := portNameProblem(n.s); msg != "" {
+			c.errf(n, "invalid port name %q: %s", n.s, msg)
+			return policy.Port{}, false
+		}
 		return policy.Port{Name: n.s}, true
 	}
 	c.errf(n, "a port must be a number, a \"min:max\" range or a port name, not %s", n.kind)
 	return policy.Port{}, false
 }
+
+// portNameProblem is Kubernetes' IsValidPortName, which Calico applies to
+// named ports in rules and on host endpoints.
+func portNameProblem(s string) string {
+	switch {
+	case len(s) > 15:
+		return "must be no more than 15 characters"
+	case !portNameRe.MatchString(s):
+		return "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
+	case strings.Contains(s, "--"):
+		return "must not contain consecutive hyphens"
+	case !strings.ContainsAny(s, "abcdefghijklmnopqrstuvwxyz"):
+		return "must contain at least one letter (a-z)"
+	case s[0] == '-' || s[len(s)-1] == '-':
+		return "must not begin or end with a hyphen"
+	}
+	return ""
+}
+
+var portNameRe = regexp.MustCompile(`^[-a-z0-9]+$`)

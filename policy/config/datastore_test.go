@@ -121,7 +121,7 @@ failsafeInboundHostPorts = "tcp:22"
 name = "allow-ssh"
 selector = "all()"
 `)
-	felix := `{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"failsafeInboundHostPorts":[{"protocol":"TCP","port":2222}],"iptablesFilterDenyAction":"REJECT","logSeverityScreen":"Info"}}`
+	felix := `{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"failsafeInboundHostPorts":[{"protocol":"TCP","port":2222}],"iptablesFilterDenyAction":"Reject","logSeverityScreen":"Info"}}`
 	l, err := LoadWith(p, []Document{{"/calico/resources/v3/projectcalico.org/globalnetworkpolicies/allow-ssh", []byte(docGNP)}})
 	if err == nil || !strings.Contains(err.Error(), `duplicate GlobalNetworkPolicy name "allow-ssh"`) {
 		t.Fatalf("same name local and in the datastore: error %v, want duplicate", err)

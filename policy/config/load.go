@@ -350,7 +350,7 @@ func (l *loader) yamlDoc(doc *node, depth int) {
 	if !isSet(meta) {
 		c.errf(doc, "metadata.name must be specified")
 	} else if c.fields(meta, metaFields, map[string]string{"namespace": kind + " is a global resource"}) {
-		r.name, r.labels = meta.get("name"), meta.get("labels")
+		r.name, r.labels, r.annots = meta.get("name"), meta.get("labels"), meta.get("annotations")
 		if r.name == nil {
 			c.errf(meta, "name must be specified")
 			r.name = &node{kind: kNull, pos: meta.pos, path: "metadata.name"}
@@ -421,7 +421,8 @@ func finish(c *conv, col *collected, st policy.Settings, mainPath string) *polic
 				cfg.Profiles = append(cfg.Profiles, policy.Profile{Name: defaultAllow, Ingress: allow, Egress: allow})
 				continue
 			}
-			c.d.add(false, h.Pos, c.res, "profiles", "profile %q does not exist", p)
+			// Felix gives a missing profile drop-all rules (policy.Compile).
+			c.d.add(true, h.Pos, c.res, "profiles", "profile %q does not exist: Calico gives it one Deny rule each way, so traffic that reaches the profiles is dropped", p)
 		}
 		if st.NodeName == "" || h.Node != st.NodeName {
 			other++

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/nfgate/nfgate/policy"
 	"github.com/nfgate/nfgate/policy/selector"
@@ -33,6 +32,7 @@ type resIn struct {
 	kind   string
 	name   *node
 	labels *node
+	annots *node    // metadata.annotations (YAML only)
 	spec   *node    // nil for a YAML document without spec
 	meta   []string // keys of spec that are metadata (TOML's flattened name, labels)
 	pos    policy.Pos
@@ -73,6 +73,9 @@ type felixIn struct {
 }
 
 // name validates the resource's name and reports duplicates across files.
+// Every name must be a DNS subdomain of at most 253 characters (Calico
+// validateObjectMeta); a GlobalNetworkPolicy's may hold at most one dot and
+// a Tier's none.
 func (c *conv) name(r *resIn, col *collected) (string, bool) {
 	if !isSet(r.name) {
 		c.d.add(false, r.pos, c.res, "name", "name must be specified")
@@ -82,22 +85,24 @@ func (c *conv) name(r *resIn, col *collected) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	switch r.kind {
-	case kindGNP:
-		if len(s) > 253 || !gnpNameRe.MatchString(s) {
-			c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?), optionally prefixed by its tier and '.'")
-			return s, false
-		}
-	case kindTier:
-		if len(s) > 63 || !dnsLabelRe.MatchString(s) {
-			c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?)")
-			return s, false
-		}
-	default:
-		if len(s) > 253 || !subdomainRe.MatchString(s) {
-			c.errf(r.name, "name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
-			return s, false
-		}
+	max := 253
+	if r.kind == kindTier {
+		max = 63
+	}
+	if len(s) > max {
+		c.errf(r.name, "name is too long by %d bytes", len(s)-max)
+		return s, false
+	}
+	switch {
+	case r.kind == kindGNP && !gnpNameRe.MatchString(s):
+		c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?), with at most one '.'")
+		return s, false
+	case !subdomainRe.MatchString(s):
+		c.errf(r.name, "name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)")
+		return s, false
+	case r.kind == kindTier && !dnsLabelRe.MatchString(s):
+		c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?)")
+		return s, false
 	}
 	key := r.kind + "/" + s
 	if first, dup := col.seen[key]; dup {
@@ -106,6 +111,14 @@ func (c *conv) name(r *resIn, col *collected) (string, bool) {
 	}
 	col.seen[key] = r.pos
 	return s, true
+}
+
+// meta validates the resource's labels and annotations and returns the labels.
+func (c *conv) meta(r *resIn) map[string]string {
+	if r.annots != nil && r.annots.kind == kMap { // the loader reports other kinds
+		c.annotations(r.annots)
+	}
+	return c.labels(r.labels)
 }
 
 func (c *conv) spec(r *resIn, allowed []string, unsupported map[string]string) *node {
@@ -118,11 +131,7 @@ func (c *conv) spec(r *resIn, allowed []string, unsupported map[string]string) *
 	return r.spec
 }
 
-var gnpFields = []string{"tier", "order", "selector", "types", "ingress", "egress", "applyOnForward", "preDNAT", "doNotTrack", "namespaceSelector", "serviceAccountSelector"}
-
-var gnpUnsupported = map[string]string{
-	"performanceHints": "it only tunes Calico's eBPF dataplane",
-}
+var gnpFields = []string{"tier", "order", "selector", "types", "ingress", "egress", "applyOnForward", "preDNAT", "doNotTrack", "namespaceSelector", "serviceAccountSelector", "performanceHints"}
 
 func (c *conv) resource(r *resIn, col *collected) {
 	c.res = r.label()
@@ -142,9 +151,9 @@ func (c *conv) resource(r *resIn, col *collected) {
 }
 
 func (c *conv) gnp(r *resIn, col *collected) {
-	name, nameOK := c.name(r, col)
-	c.labels(r.labels) // policies may carry labels; they have no effect
-	s := c.spec(r, gnpFields, gnpUnsupported)
+	name, _ := c.name(r, col)
+	c.meta(r) // policies may carry labels; they have no effect
+	s := c.spec(r, gnpFields, nil)
 	p := policy.GlobalNetworkPolicy{Name: name, Pos: r.pos}
 	p.Tier, _ = c.str(s.get("tier"))
 	if p.Tier == "" {
@@ -152,29 +161,51 @@ func (c *conv) gnp(r *resIn, col *collected) {
 	} else if !dnsLabelRe.MatchString(p.Tier) {
 		c.errf(s.get("tier"), "invalid tier name %q", p.Tier)
 	}
-	if nameOK {
-		if i := strings.IndexByte(name, '.'); i >= 0 && name[:i] != p.Tier {
-			c.errf(r.name, "policy name prefix %q does not match its tier %q", name[:i], p.Tier)
-		}
-	}
 	if o, ok := c.number(s.get("order")); ok {
 		p.Order = &o
 	}
-	p.Selector = c.selector(s.get("selector"), selPlain)
+
+	// The selector Felix evaluates combines spec.selector, as written, with
+	// the namespace and service account selectors (policy.PolicySelector).
+	selOK := true
+	raw := func(f string, k selKind) string {
+		v, _ := c.str(s.get(f))
+		if v != "" && c.selector(s.get(f), k) == nil {
+			selOK = false
+		}
+		return v
+	}
+	sel := raw("selector", selPlain)
+	p.NamespaceSelector = raw("namespaceSelector", selPolicyNS)
+	p.ServiceAccountSelector = raw("serviceAccountSelector", selPolicySA)
+	if selOK {
+		var err error
+		if p.Selector, err = policy.PolicySelector(sel, p.NamespaceSelector, p.ServiceAccountSelector); err != nil {
+			c.errf(orSelf(s.get("selector"), s), "the selector Felix would evaluate, %s combined with namespaceSelector and serviceAccountSelector, does not parse: %v", strconvQuote(sel), err)
+		}
+	}
 	if p.Selector == nil {
 		p.Selector = selector.All()
-	}
-	for _, f := range []string{"namespaceSelector", "serviceAccountSelector"} {
-		if c.selector(s.get(f), selPlain) != nil {
-			p.NeverSelectsHosts = true
-			c.warnf(s.get(f), "a policy with %s never selects a host endpoint", f)
-		}
 	}
 	p.ApplyOnForward = c.boolean(s.get("applyOnForward"))
 	p.PreDNAT = c.boolean(s.get("preDNAT"))
 	p.DoNotTrack = c.boolean(s.get("doNotTrack"))
-	p.Ingress = c.rules(s.get("ingress"))
-	p.Egress = c.rules(s.get("egress"))
+	p.Ingress = c.rules(s.get("ingress"), policyIngress)
+	p.Egress = c.rules(s.get("egress"), policyEgress)
+
+	// performanceHints only tune Felix's work; validated and ignored.
+	hints := map[string]bool{}
+	for _, e := range c.list(s.get("performanceHints")) {
+		v, ok := c.str(e)
+		switch {
+		case !ok:
+		case v != "AssumeNeededOnEveryNode":
+			c.errf(e, "Unsupported value: %q: supported values: \"AssumeNeededOnEveryNode\"", v)
+		case hints[v]:
+			c.errf(e, "Duplicate value: %q", v)
+		}
+		hints[v] = true
+	}
 
 	typesN := s.get("types")
 	for _, e := range c.list(typesN) {
@@ -235,15 +266,20 @@ func (c *conv) gnp(r *resIn, col *collected) {
 	col.policies = append(col.policies, p)
 }
 
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+
 var hepFields = []string{"interfaceName", "node", "expectedIPs", "profiles", "ports"}
 
 func (c *conv) hep(r *resIn, col *collected) {
 	name, _ := c.name(r, col)
-	h := policy.HostEndpoint{Name: name, Pos: r.pos, Labels: c.labels(r.labels)}
+	h := policy.HostEndpoint{Name: name, Pos: r.pos, Labels: c.meta(r)}
 	s := c.spec(r, hepFields, nil)
 	h.Node, _ = c.str(s.get("node"))
-	if h.Node == "" {
+	switch {
+	case h.Node == "":
 		c.errf(s, "node must be specified")
+	case len(h.Node) > 253 || !subdomainRe.MatchString(h.Node):
+		c.errf(s.get("node"), "node %q is not a valid node name (lower case alphanumeric characters, '-' or '.', at most 253)", h.Node)
 	}
 	if v, ok := c.str(s.get("interfaceName")); ok && v != "" {
 		if v != "*" && !interfaceRe.MatchString(v) {
@@ -251,11 +287,16 @@ func (c *conv) hep(r *resIn, col *collected) {
 		}
 		h.InterfaceName = v
 	}
+	seen := map[string]bool{}
 	for _, e := range c.list(s.get("expectedIPs")) {
 		v, ok := c.str(e)
 		if !ok {
 			continue
 		}
+		if seen[v] {
+			c.errf(e, "Duplicate value: %q", v)
+		}
+		seen[v] = true
 		a, err := netip.ParseAddr(v)
 		if err != nil || a.Zone() != "" {
 			c.errf(e, "invalid IP address %q", v)
@@ -266,21 +307,24 @@ func (c *conv) hep(r *resIn, col *collected) {
 	if h.InterfaceName == "" && len(h.ExpectedIPs) == 0 {
 		c.errf(s, "at least one of interfaceName or expectedIPs must be specified")
 	}
-	for _, e := range c.list(s.get("profiles")) {
-		if v, ok := c.str(e); ok {
-			if !subdomainRe.MatchString(v) {
-				c.errf(e, "invalid profile name %q", v)
-			}
-			h.Profiles = append(h.Profiles, v)
+	profN := s.get("profiles")
+	for i, v := range c.setOfStrings(profN) {
+		if len(v) > 253 || !subdomainRe.MatchString(v) {
+			c.errf(profN.list[i], "invalid profile name %q", v)
 		}
+		h.Profiles = append(h.Profiles, v)
 	}
 	for _, e := range c.list(s.get("ports")) {
 		if !c.fields(e, []string{"name", "protocol", "port"}, nil) {
 			continue
 		}
 		var ep policy.EndpointPort
-		if v, ok := c.str(e.get("name")); !ok || !namedPortRe.MatchString(v) {
-			c.errf(e, "a host endpoint port needs a name matching [a-zA-Z0-9_.-]{1,128}")
+		if v, ok := c.str(e.get("name")); !ok {
+			if !isSet(e.get("name")) {
+				c.errf(e, "a host endpoint port needs a name")
+			}
+		} else if msg := portNameProblem(v); msg != "" {
+			c.errf(e.get("name"), "invalid port name %q: %s", v, msg)
 		} else {
 			ep.Name = v
 		}
@@ -289,7 +333,7 @@ func (c *conv) hep(r *resIn, col *collected) {
 				c.errf(e, "a host endpoint port needs a protocol (TCP, UDP or SCTP)")
 			}
 		} else if !portProto(pr.Num) {
-			c.errf(e.get("protocol"), "a host endpoint port's protocol must be TCP, UDP or SCTP")
+			c.errf(e.get("protocol"), "EndpointPort protocol does not support ports (must be TCP, UDP or SCTP)")
 		} else {
 			ep.Protocol = pr.Num
 		}
@@ -309,8 +353,11 @@ func (c *conv) hep(r *resIn, col *collected) {
 
 func (c *conv) gns(r *resIn, col *collected) {
 	name, _ := c.name(r, col)
-	g := policy.GlobalNetworkSet{Name: name, Pos: r.pos, Labels: c.labels(r.labels)}
-	s := c.spec(r, []string{"nets"}, map[string]string{"allowedEgressDomains": "nfgate does not resolve domain names"})
+	g := policy.GlobalNetworkSet{Name: name, Pos: r.pos, Labels: c.meta(r)}
+	if _, ok := g.Labels[policy.LabelNamespace]; ok {
+		c.errf(r.labels.get(policy.LabelNamespace), "projectcalico.org/namespace is not a valid label name")
+	}
+	s := c.spec(r, []string{"nets"}, nil)
 	for _, e := range c.list(s.get("nets")) {
 		v, ok := c.str(e)
 		if !ok {
@@ -336,11 +383,11 @@ func (c *conv) gns(r *resIn, col *collected) {
 
 func (c *conv) profile(r *resIn, col *collected) {
 	name, _ := c.name(r, col)
-	c.labels(r.labels)
+	c.meta(r)
 	s := c.spec(r, []string{"labelsToApply", "ingress", "egress"}, nil)
 	p := policy.Profile{Name: name, Pos: r.pos, LabelsToApply: c.labels(s.get("labelsToApply"))}
-	p.Ingress = c.rules(s.get("ingress"))
-	p.Egress = c.rules(s.get("egress"))
+	p.Ingress = c.rules(s.get("ingress"), profileRules)
+	p.Egress = c.rules(s.get("egress"), profileRules)
 	col.profiles = append(col.profiles, p)
 }
 
@@ -357,8 +404,10 @@ var builtinTiers = map[string]struct {
 
 func (c *conv) tier(r *resIn, col *collected) {
 	name, ok := c.name(r, col)
-	c.labels(r.labels)
+	c.meta(r)
 	s := c.spec(r, []string{"order", "defaultAction"}, nil)
+	// defaultAction defaults to Deny (Calico's schema), also for the
+	// built-in tiers, whose order and action are then checked.
 	t := policy.Tier{Name: name, Pos: r.pos, DefaultAction: policy.TierDeny}
 	if o, ok := c.number(s.get("order")); ok {
 		t.Order = &o
@@ -373,14 +422,7 @@ func (c *conv) tier(r *resIn, col *collected) {
 		}
 	}
 	if b, builtin := builtinTiers[name]; builtin {
-		if !isSet(s.get("defaultAction")) {
-			t.DefaultAction = b.action
-		}
-		if t.Order == nil {
-			o := b.order
-			t.Order = &o
-		}
-		if *t.Order != b.order {
+		if t.Order == nil || *t.Order != b.order {
 			c.errf(orSelf(s.get("order"), s), "%s tier order must be %s", name, fmt.Sprint(int64(b.order)))
 		}
 		if t.DefaultAction != b.action {

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 // Felix settings nfgate honours, under the same names in TOML [gateway] and
 // in a FelixConfiguration's spec.
 var felixFields = []string{
-	"interfacePrefix", "failsafeInboundHostPorts", "failsafeOutboundHostPorts",
+	"interfacePrefix", "interfaceExclude", "failsafeInboundHostPorts", "failsafeOutboundHostPorts",
 	"iptablesFilterDenyAction", "defaultEndpointToHostAction", "disableConntrackInvalidCheck",
 }
 
@@ -38,6 +39,7 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 		FailsafeOutbound:            policy.DefaultFailsafeOutbound(),
 		DenyAction:                  policy.DenyDrop,
 		DefaultEndpointToHostAction: policy.Deny,
+		InterfaceExclude:            DefaultInterfaceExclude(),
 	}
 	if gw == nil {
 		c.d.add(false, policy.Pos{}, "", "gateway", "the main configuration file needs a [gateway] table with nodeName")
@@ -66,6 +68,9 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 	}
 	for _, f := range felix {
 		c.res = kindFelix + "/" + f.name
+		if len(f.name) > 253 || f.name != "" && !subdomainRe.MatchString(f.name) {
+			c.d.add(false, f.pos, c.res, "metadata.name", "name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (at most 253)")
+		}
 		if f.name != "default" && !strings.HasPrefix(f.name, "node.") {
 			c.d.add(true, f.pos, c.res, "metadata.name", "FelixConfiguration %q is ignored: only \"default\" and \"node.<nodeName>\" apply", f.name)
 		} else if f.name != "default" && st.NodeName != "" && f.name != "node."+st.NodeName {
@@ -78,9 +83,10 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 			c.errf(f.spec, "expected a table of fields, got %s", f.spec.kind)
 			continue
 		}
+		c.validateFelixSpec(f.name, f.spec)
 		for _, v := range f.spec.kids {
 			k := v.key
-			if containsStr(felixFields, k) {
+			if containsStr(felixFields, k) || felixSpecFields[k] == nil {
 				continue
 			}
 			if felixSemantic[k] {
@@ -108,16 +114,62 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 				}
 				c.errf(v, "%s is also set in [gateway] at %s:%d; set it in one place", k, g.pos.File, g.pos.Line)
 			}
-			c.felixField(&st, k, v)
+			c.felixField(&st, k, v, true)
 		}
 	}
 	c.res = ""
 	for _, k := range felixFields {
 		if v := gw.get(k); isSet(v) {
-			c.felixField(&st, k, v)
+			c.felixField(&st, k, v, false)
 		}
 	}
 	return st
+}
+
+// DefaultInterfaceExclude is Felix's default InterfaceExclude: kube-ipvs0.
+func DefaultInterfaceExclude() []*regexp.Regexp {
+	return []*regexp.Regexp{regexp.MustCompile("^kube-ipvs0$")}
+}
+
+// Felix's InterfaceExclude syntax (config_params.go): a comma-separated list
+// (no spaces) of interface names or /regex/ patterns.
+var (
+	excludeNameRe  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,15}$`)
+	excludeRegexRe = regexp.MustCompile(`^/[^\s]+/$`)
+)
+
+// ParseInterfaceExclude parses Felix's InterfaceExclude value. "none" is no
+// exclusion at all.
+func ParseInterfaceExclude(s string) ([]*regexp.Regexp, error) {
+	if s == "none" {
+		return []*regexp.Regexp{}, nil
+	}
+	out := []*regexp.Regexp{}
+	for _, t := range strings.Split(s, ",") {
+		switch {
+		case excludeRegexRe.MatchString(t):
+			re, err := regexp.Compile(t[1 : len(t)-1])
+			if err != nil {
+				return nil, fmt.Errorf("%q: %v", t, err)
+			}
+			out = append(out, re)
+		case excludeNameRe.MatchString(t):
+			out = append(out, regexp.MustCompile("^"+regexp.QuoteMeta(t)+"$"))
+		default:
+			return nil, fmt.Errorf("%q is neither an interface name nor a /regex/ (entries are separated by commas, without spaces)", t)
+		}
+	}
+	return out, nil
+}
+
+// ExcludePattern writes an InterfaceExclude entry back as the user wrote
+// it: a name, or /regex/.
+func ExcludePattern(re *regexp.Regexp) string {
+	s := re.String()
+	if len(s) > 2 && s[0] == '^' && s[len(s)-1] == '$' && excludeNameRe.MatchString(s[1:len(s)-1]) {
+		return s[1 : len(s)-1]
+	}
+	return "/" + s + "/"
 }
 
 func containsStr(l []string, s string) bool {
@@ -129,8 +181,29 @@ func containsStr(l []string, s string) bool {
 	return false
 }
 
-func (c *conv) felixField(st *policy.Settings, k string, v *node) {
+// felixField sets one setting. felix: the value comes from a
+// FelixConfiguration resource (rather than [gateway]).
+func (c *conv) felixField(st *policy.Settings, k string, v *node, felix bool) {
 	switch k {
+	case "interfaceExclude":
+		s, ok := c.str(v)
+		if !ok {
+			return
+		}
+		if s == "" {
+			return // Felix ignores an empty value: the default stays
+		}
+		l, err := ParseInterfaceExclude(s)
+		switch {
+		case err == nil:
+			st.InterfaceExclude = l
+		case felix:
+			// Calico accepts the resource; Felix replaces the invalid value
+			// with its default.
+			c.warnf(v, "invalid interfaceExclude: %v; Felix uses its default (kube-ipvs0) instead", err)
+		default:
+			c.errf(v, "invalid interfaceExclude: %v", err)
+		}
 	case "interfacePrefix":
 		s, ok := c.str(v)
 		if !ok {
@@ -147,16 +220,24 @@ func (c *conv) felixField(st *policy.Settings, k string, v *node) {
 			return
 		}
 		st.InterfacePrefix = out
-	case "failsafeInboundHostPorts":
-		if l, ok := c.failsafe(v); ok {
-			st.FailsafeInbound = l
+	case "failsafeInboundHostPorts", "failsafeOutboundHostPorts":
+		var l []policy.ProtoPort
+		var ok bool
+		if felix {
+			l, ok = c.felixFailsafe(v)
+		} else {
+			l, ok = c.failsafe(v)
 		}
-	case "failsafeOutboundHostPorts":
-		if l, ok := c.failsafe(v); ok {
+		if ok && k == "failsafeInboundHostPorts" {
+			st.FailsafeInbound = l
+		} else if ok {
 			st.FailsafeOutbound = l
 		}
 	case "iptablesFilterDenyAction":
 		s, ok := c.str(v)
+		if felix && s != "Drop" && s != "Reject" {
+			return // validateFelixSpec reported it
+		}
 		if !ok {
 			return
 		}
@@ -170,6 +251,9 @@ func (c *conv) felixField(st *policy.Settings, k string, v *node) {
 		}
 	case "defaultEndpointToHostAction":
 		s, ok := c.str(v)
+		if felix && s != "Drop" && s != "Accept" && s != "Return" {
+			return // validateFelixSpec reported it
+		}
 		if !ok {
 			return
 		}
@@ -248,6 +332,52 @@ func (c *conv) failsafe(v *node) ([]policy.ProtoPort, bool) {
 	}
 	c.errf(v, "must be a Felix port list string (\"tcp:22, udp:68\") or a list of {protocol, port, net}, not %s", v.kind)
 	return nil, false
+}
+
+// felixFailsafe reads a FelixConfiguration's failsafe list, which
+// validateFelixSpec has checked. Calico's API accepts any protocol string
+// there, but Felix converts the list to its own "tcp:22" syntax (protocol
+// lower-cased), which knows only tcp and udp, and this setting is
+// die-on-fail: any other protocol (SCTP, none, a typo) or a net that does
+// not parse makes Felix panic and restart forever (checked against Felix
+// v3.32.1). nfgate refuses such a list (docs/semantics.md).
+func (c *conv) felixFailsafe(v *node) ([]policy.ProtoPort, bool) {
+	if v.kind != kList {
+		return nil, false
+	}
+	out := []policy.ProtoPort{}
+	ok := true
+	for _, e := range v.list {
+		if e.kind != kMap {
+			return nil, false
+		}
+		pp := policy.ProtoPort{}
+		proto, _ := c.str(e.get("protocol"))
+		switch strings.ToLower(proto) {
+		case "tcp":
+			pp.Protocol = 6
+		case "udp":
+			pp.Protocol = 17
+		default:
+			c.errf(orSelf(e.get("protocol"), e), "failsafe protocol %q: Calico's API accepts it, but Felix accepts only TCP and UDP here and stops with a panic on any other", proto)
+			ok = false
+		}
+		p, set := c.integer(e.get("port"))
+		if !set || p < 0 || p > 65535 {
+			return nil, false
+		}
+		pp.Port = uint16(p)
+		if s, set := c.str(e.get("net")); set && s != "" {
+			n, err := parseNetOrIP(s)
+			if err != nil {
+				c.errf(e.get("net"), "invalid failsafe net %q: Felix stops with a panic on it", s)
+				ok = false
+			}
+			pp.Net = n
+		}
+		out = append(out, pp)
+	}
+	return out, ok
 }
 
 func parseNetOrIP(s string) (netip.Prefix, error) {

@@ -35,7 +35,7 @@ const (
 	gnsJSON   = `{"kind":"GlobalNetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"partners","uid":"77","creationTimestamp":"2024-05-01T10:00:00Z","labels":{"kind":"partner"}},"spec":{"nets":["198.19.0.0/16"]}}`
 	tierJSON  = `{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"security","uid":"78","creationTimestamp":"2024-05-01T10:00:00Z"},"spec":{"order":100}}`
 	profJSON  = `{"kind":"Profile","apiVersion":"projectcalico.org/v3","metadata":{"name":"edge","uid":"79","creationTimestamp":"2024-05-01T10:00:00Z"},"spec":{"ingress":[{"action":"Deny","source":{},"destination":{}}],"egress":[{"action":"Allow","source":{},"destination":{}}],"labelsToApply":{"zone":"edge"}}}`
-	felixJSON = `{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default","uid":"80","creationTimestamp":"2024-05-01T10:00:00Z"},"spec":{"iptablesFilterDenyAction":"REJECT","logSeverityScreen":"Info","reportingInterval":"0s"}}`
+	felixJSON = `{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default","uid":"80","creationTimestamp":"2024-05-01T10:00:00Z"},"spec":{"iptablesFilterDenyAction":"Reject","logSeverityScreen":"Info","reportingInterval":"0s"}}`
 )
 
 // fleetMain writes a gateway's local configuration.

@@ -16,12 +16,16 @@ import (
 
 // Oracle evaluates a Program's resolved model rule by rule.
 type Oracle struct {
-	p   *policy.Program
-	cfg *policy.Config
+	p    *policy.Program
+	cfg  *policy.Config
+	sels map[*policy.EntityRule]*selector.Selector
 }
 
 // New returns an oracle over p's configuration and resolved endpoints.
-func New(p *policy.Program) *Oracle { return &Oracle{p: p, cfg: p.Config()} }
+// An Oracle is not safe for concurrent use.
+func New(p *policy.Program) *Oracle {
+	return &Oracle{p: p, cfg: p.Config(), sels: map[*policy.EntityRule]*selector.Selector{}}
+}
 
 func dec(v policy.Verdict, r policy.Reason, ep policy.EndpointID) policy.Decision {
 	return policy.Decision{Verdict: v, Reason: r, Endpoint: ep, Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
@@ -123,6 +127,9 @@ func (o *Oracle) match(r *policy.Rule, pkt *classify.Packet) bool {
 }
 
 func (o *Oracle) entity(e *policy.EntityRule, ruleProto *policy.Protocol, addr netip.Addr, pkt *classify.Packet, port uint16) bool {
+	if e.Services != nil {
+		return false // a Kubernetes service's endpoints: none on a gateway
+	}
 	if len(e.Nets) > 0 {
 		in := false
 		for _, n := range e.Nets {
@@ -139,19 +146,14 @@ func (o *Oracle) entity(e *policy.EntityRule, ruleProto *policy.Protocol, addr n
 			return false
 		}
 	}
-	// The positive selector, with notSelector folded in and scoped by the
-	// namespaceSelector: only global() selects anything on a gateway.
-	hasPos := e.Selector != nil || e.NamespaceSelector != nil
+	// The positive selector Calico's conversion builds (selector, namespace
+	// and service account parts), with notSelector folded in when there is
+	// one; a notSelector alone excludes what it selects.
+	posSel := o.positive(e)
 	pos := func(l map[string]string) bool {
-		if e.NamespaceSelector != nil && !e.NamespaceSelector.IsGlobalOnly() {
-			return false
-		}
-		if e.Selector != nil && !e.Selector.Evaluate(l) {
-			return false
-		}
-		return e.NotSelector == nil || !e.NotSelector.Evaluate(l)
+		return posSel.Evaluate(l) && (e.NotSelector == nil || !e.NotSelector.Evaluate(l))
 	}
-	if hasPos {
+	if posSel != nil {
 		if !o.selected(addr, pos) {
 			return false
 		}
@@ -160,40 +162,51 @@ func (o *Oracle) entity(e *policy.EntityRule, ruleProto *policy.Protocol, addr n
 			return false
 		}
 	}
-	if len(e.Ports) == 0 && len(e.NotPorts) == 0 {
-		return true
+	named := func(name string) bool {
+		return pkt.HasPorts() && o.namedPort(name, posSel != nil, pos, ruleProto, addr, pkt.Proto, port)
 	}
-	list, negate := e.Ports, false
-	if len(e.NotPorts) > 0 {
-		list, negate = e.NotPorts, true
-	}
-	if !pkt.HasPorts() {
-		// A numeric match (-m multiport) never matches a packet without
-		// ports, negated or not; a negated named-port ipset match does,
-		// since such a packet is never a member of an ip,port set.
-		if !negate {
+	// ports: one of them matches; a numeric match (-m multiport) never
+	// matches a packet without ports.
+	if len(e.Ports) > 0 {
+		hit := false
+		for _, pt := range e.Ports {
+			if pt.Name == "" {
+				hit = hit || pkt.HasPorts() && port >= pt.Min && port <= pt.Max
+			} else {
+				hit = hit || named(pt.Name)
+			}
+		}
+		if !hit {
 			return false
 		}
-		for _, pt := range list {
-			if pt.Name == "" {
+	}
+	// notPorts, ANDed with ports: a negated numeric match never matches a
+	// packet without ports either; a negated named-port ipset match does,
+	// since such a packet is never a member of an ip,port set.
+	for _, pt := range e.NotPorts {
+		if pt.Name == "" {
+			if !pkt.HasPorts() || port >= pt.Min && port <= pt.Max {
 				return false
 			}
-		}
-		return true
-	}
-	hit := false
-	for _, pt := range list {
-		if pt.Name == "" {
-			if port >= pt.Min && port <= pt.Max {
-				hit = true
-			}
-			continue
-		}
-		if o.namedPort(pt.Name, hasPos, pos, ruleProto, addr, pkt.Proto, port) {
-			hit = true
+		} else if named(pt.Name) {
+			return false
 		}
 	}
-	return hit != negate
+	return true
+}
+
+// positive returns e's positive selector as Calico's datastore conversion
+// builds it (policy.EndpointSelector), computed once per entity rule.
+func (o *Oracle) positive(e *policy.EntityRule) *selector.Selector {
+	if s, ok := o.sels[e]; ok {
+		return s
+	}
+	s, err := policy.EndpointSelector(e)
+	if err != nil {
+		panic(err) // Compile already computed it without error
+	}
+	o.sels[e] = s
+	return s
 }
 
 // selected reports whether addr belongs to a host endpoint (its expectedIPs)
@@ -223,9 +236,11 @@ func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool
 	return false
 }
 
-// namedPort reports whether (addr, proto, port) is a named port called name
-// of a host endpoint the side's selector selects (all endpoints without one),
-// restricted to the rule's protocol, TCP if it has none.
+// namedPort reports whether (addr, proto, port) is a member of the named
+// port's IP set: a port called name, of a host endpoint the side's positive
+// selector selects (every endpoint without one), at one of its expectedIPs,
+// whose protocol the rule allows: any protocol when the rule has none
+// (Felix ipsetmember.ProtocolAny), else the rule's (UDP, SCTP, else TCP).
 func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) bool, ruleProto *policy.Protocol, addr netip.Addr, proto uint8, port uint16) bool {
 	for i, h := range o.allHosts() {
 		if hasPos && !pos(o.labels(i, h)) {
@@ -235,13 +250,14 @@ func (o *Oracle) namedPort(name string, hasPos bool, pos func(selector.Labels) b
 			if ep.Name != name || ep.Protocol != proto || ep.Port != port {
 				continue
 			}
-			// Named ports default to TCP when the rule has no protocol.
-			want := classify.ProtoTCP
 			if ruleProto != nil {
-				want = ruleProto.Num
-			}
-			if ep.Protocol != want {
-				continue
+				want := uint8(classify.ProtoTCP)
+				if ruleProto.Num == classify.ProtoUDP || ruleProto.Num == 132 {
+					want = ruleProto.Num
+				}
+				if ep.Protocol != want {
+					continue
+				}
 			}
 			for _, ip := range h.ExpectedIPs {
 				if ip.Unmap().WithZone("") == addr {
