@@ -258,8 +258,11 @@ type Settings struct {
 	FailsafeInbound  []ProtoPort
 	FailsafeOutbound []ProtoPort
 	DenyAction       DenyAction
-	// DefaultEndpointToHostAction governs workload-interface -> host traffic
-	// (Calico default Drop). Only matters if the gateway has InterfacePrefix interfaces.
+	// DefaultEndpointToHostAction (Calico default Drop) is what Felix does
+	// with workload-to-host traffic after a known workload endpoint's chain.
+	// nfgate knows no workload endpoints, and Felix drops an unknown
+	// workload interface's traffic before this action: it never decides a
+	// verdict here (loaded and validated as Felix does).
 	DefaultEndpointToHostAction Action
 	// DisableConntrackInvalidCheck removes the INVALID drops (Felix knob).
 	DisableConntrackInvalidCheck bool

@@ -65,7 +65,9 @@ type checkInterface struct {
 	// Endpoint is the host endpoint whose normal and forward chains police
 	// the interface ("" when not policed).
 	Endpoint string `json:"endpoint,omitempty"`
-	// How: "named", "expectedIPs", "*", "workload" (interfacePrefix) or "not policed".
+	// How: "named", "expectedIPs", "*", "workload (unknown: dropped)"
+	// (interfacePrefix: to Felix an unknown workload interface, whose
+	// traffic to the host and forwarded traffic it drops) or "not policed".
 	How string `json:"how"`
 	// Excluded: interfaceExclude matches the interface, so no named endpoint
 	// governs it (a "*" endpoint still does).
@@ -222,7 +224,7 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 		ci.Excluded = !b.Workload && st.Excluded(ifc.Name)
 		switch {
 		case b.Workload:
-			ci.How = "workload"
+			ci.How = "workload (unknown: dropped)"
 		case b.Filter == policy.NoEndpoint && ci.Excluded:
 			ci.How = "excluded (not policed)"
 		case b.Filter == policy.NoEndpoint:
