@@ -69,6 +69,13 @@ func TestStagedGlobalNetworkPolicyLoads(t *testing.T) {
 	// StagedNetworkPolicy and StagedKubernetesNetworkPolicy never change a
 	// host endpoint's verdict (namespaced: normal chains only, where a
 	// staged-only tier has no effect): refused, saying so.
+	// A NetworkPolicy does select a host endpoint labelled
+	// projectcalico.org/namespace with its namespace (Felix check: a Deny
+	// in ns1 dropped traffic to such an endpoint); nfgate refuses it,
+	// saying so.
+	if _, err := loadManifest(doc("NetworkPolicy", "{name: x, namespace: ns1}", "{}")); err == nil || !strings.Contains(err.Error(), "labelled projectcalico.org/namespace") {
+		t.Errorf("NetworkPolicy: %v", err)
+	}
 	for _, k := range []string{"StagedNetworkPolicy", "StagedKubernetesNetworkPolicy"} {
 		_, err := loadManifest(doc(k, "{name: x, namespace: n}", "{}"))
 		if err == nil || !strings.Contains(err.Error(), "never changes a host endpoint's verdict") {

@@ -307,6 +307,9 @@ var yamlKinds = map[string]bool{kindGNP: true, kindSGNP: true, kindHEP: true, ki
 
 // refusedKinds say why a kind Calico has is not read.
 var refusedKinds = map[string]string{
+	"NetworkPolicy": "a NetworkPolicy is namespaced: Calico applies it only to endpoints labelled projectcalico.org/namespace with " +
+		"its namespace (a host endpoint only if it carries that label), in the normal chains; nfgate does not read it: write a " +
+		"GlobalNetworkPolicy",
 	"StagedNetworkPolicy": "a StagedNetworkPolicy never changes a host endpoint's verdict in Calico (it is namespaced, so it can only be " +
 		"in the normal chains, where a staged policy adds nothing): nfgate does not read it",
 	"StagedKubernetesNetworkPolicy": "a StagedKubernetesNetworkPolicy never changes a host endpoint's verdict in Calico (it is a staged " +
