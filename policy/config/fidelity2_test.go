@@ -230,3 +230,46 @@ func portString(p policy.ProtoPort) string {
 	}
 	return proto + ":" + strconv.Itoa(int(p.Port))
 }
+
+// The TOML forms of the new kinds give the same model as the YAML ones.
+func TestStagedAndNetworkSetInTOML(t *testing.T) {
+	toml, err := loadMem(map[string]string{"main.toml": `[gateway]
+nodeName = "gw"
+
+[[stagedGlobalNetworkPolicy]]
+name = "try"
+stagedAction = "Learn"
+selector = "role == 'gw'"
+applyOnForward = true
+[[stagedGlobalNetworkPolicy.egress]]
+action = "Deny"
+
+[[networkSet]]
+name = "partners"
+namespace = "ns1"
+labels = { kind = "partner" }
+nets = ["198.19.0.0/16"]
+
+[[networkSet]]
+name = "partners"
+nets = ["198.19.5.5"]
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := loadOK(t, doc("StagedGlobalNetworkPolicy", "{name: try}", `{stagedAction: Learn, selector: "role == 'gw'", applyOnForward: true, egress: [{action: Deny}]}`)+
+		doc("NetworkSet", "{name: partners, namespace: ns1, labels: {kind: partner}}", "{nets: [198.19.0.0/16]}")+
+		doc("NetworkSet", "{name: partners}", "{nets: [198.19.5.5]}"))
+	tp, yp := toml.Policy, yaml.Policy
+	if len(tp.Policies) != 1 || !tp.Policies[0].Staged || len(tp.Policies[0].Egress) != 1 || len(tp.NetworkSets) != 2 ||
+		tp.NetworkSets[0].Namespace != "ns1" || tp.NetworkSets[1].Namespace != "default" {
+		t.Fatalf("TOML: %+v %+v", tp.Policies, tp.NetworkSets)
+	}
+	if tp.Policies[0].Selector.String() != yp.Policies[0].Selector.String() || tp.NetworkSets[0].Nets[0] != yp.NetworkSets[0].Nets[0] ||
+		tp.NetworkSets[1].Nets[0] != yp.NetworkSets[1].Nets[0] || tp.NetworkSets[0].Labels["kind"] != "partner" {
+		t.Errorf("TOML and YAML differ: %+v / %+v", tp, yp)
+	}
+	if _, err := loadMem(map[string]string{"main.toml": "[gateway]\nnodeName = \"gw\"\n[[globalNetworkSet]]\nname = \"a\"\nnamespace = \"x\"\n"}); !hasDiag(diagsOf(err), "namespace", "unknown field") {
+		t.Errorf("namespace on a global kind in TOML: %v", err)
+	}
+}
