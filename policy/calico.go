@@ -22,7 +22,36 @@ const (
 	LabelServiceAccount = "projectcalico.org/serviceaccount"
 	namespacePrefix     = "pcns."
 	serviceAcctPrefix   = "pcsa."
+	// NamespaceProfilePrefix names the profile whose labelsToApply the
+	// network sets of a namespace inherit (kns.<namespace>).
+	NamespaceProfilePrefix = "kns."
 )
+
+// NetworkSetLabels returns the labels rule selectors see on a network set.
+// A GlobalNetworkSet has its own labels. A namespaced NetworkSet has, as
+// Felix's datastore conversion gives it (networksetprocessor.go), its own
+// labels plus projectcalico.org/namespace: <namespace>, and inherits the
+// labelsToApply of the profile kns.<namespace> (Calico's namespace profile;
+// in an etcd datastore only a user creates one); its own labels win.
+func NetworkSetLabels(cfg *Config, ns *GlobalNetworkSet) map[string]string {
+	if ns.Namespace == "" {
+		return ns.Labels
+	}
+	out := make(map[string]string, len(ns.Labels)+1)
+	for i := range cfg.Profiles {
+		if cfg.Profiles[i].Name == NamespaceProfilePrefix+ns.Namespace {
+			for k, v := range cfg.Profiles[i].LabelsToApply {
+				out[k] = v
+			}
+			break
+		}
+	}
+	for k, v := range ns.Labels {
+		out[k] = v
+	}
+	out[LabelNamespace] = ns.Namespace
+	return out
+}
 
 // prefixAndAppend is Calico's prefixAndAppendSelector: the new selector with
 // every label prefixed, ANDed after the current one.

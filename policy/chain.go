@@ -189,8 +189,9 @@ func (b *chainBuilder) setNext(start int) {
 }
 
 // build compiles a plan for one direction and family. endOfTier arms the
-// end-of-tier drop (normal and forward chains); profiles (normal chains
-// only) are appended after the tiers. It returns nil when nothing can match.
+// end-of-tier drop (normal and forward chains) of each tier with a policy
+// that is not staged in this direction; staged policies contribute no rules.
+// profiles (normal chains only) are appended after the tiers. It returns nil when nothing can match.
 func (b *chainBuilder) build(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles []int32) *chain {
 	b.c, b.prio, b.fam = &chain{dir: dir}, 0, fam
 	b.termRects, b.logRects = b.termRects[:0], b.logRects[:0]
@@ -200,8 +201,13 @@ func (b *chainBuilder) build(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTie
 			continue
 		}
 		start := len(b.c.entries)
+		enforced := false // Felix's endOfTierDrop: a non-staged policy in this direction
 		for _, pi := range pols {
 			p := &cfg.Policies[pi]
+			if p.Staged {
+				continue // never rendered
+			}
+			enforced = true
 			rules := p.Ingress
 			if dir == Egress {
 				rules = p.Egress
@@ -210,7 +216,7 @@ func (b *chainBuilder) build(cfg *Config, pl *Plan, dir Dir, fam uint8, endOfTie
 				b.add(&rules[ri], entry{tier: t.Tier, policy: pi, rule: int32(ri)})
 			}
 		}
-		if endOfTier && t.DefaultAction != TierPass {
+		if endOfTier && enforced && t.DefaultAction != TierPass {
 			b.addCatchAll(entry{kind: eEndOfTier, tier: t.Tier, policy: NoIndex, rule: NoIndex})
 		}
 		b.setNext(start) // a Pass skips the end-of-tier drop too

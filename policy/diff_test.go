@@ -16,7 +16,7 @@ import (
 // in-order oracle must give identical decisions at every stage.
 
 var (
-	selPool   = []string{"all()", "a == 'x'", "a == 'y'", "has(b)", "!has(a)", "a in {'x','z'}", "b != 'x'", "a == 'x' || has(b)"}
+	selPool   = []string{"all()", "a == 'x'", "a == 'y'", "has(b)", "!has(a)", "a in {'x','z'}", "b != 'x'", "a == 'x' || has(b)", "has(projectcalico.org/namespace)", "projectcalico.org/namespace == 'n1'"}
 	v4Pool    = []string{"198.18.0.1", "198.18.0.2", "198.18.1.7", "198.18.1.200", "198.19.0.1", "198.19.4.4", "198.18.255.255", "0.0.0.0", "255.255.255.255"}
 	v6Pool    = []string{"2001:db8::1", "2001:db8::2", "2001:db8:1::7", "2001:db8:1::ffff", "2001:db8:ffff::1", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:198.18.1.7"}
 	netPool   = []string{"198.18.0.0/15", "198.18.1.0/24", "198.18.1.128/25", "198.19.0.1/32", "198.18.0.0/16", "2001:db8::/32", "2001:db8:1::/48", "2001:db8::1/128", "0.0.0.0/1", "128.0.0.0/1"}
@@ -179,6 +179,7 @@ func randConfig(r *rand.Rand) *policy.Config {
 	cfg.Profiles = []policy.Profile{
 		{Name: "p1", LabelsToApply: randLabels(r), Ingress: randRules(r, 2), Egress: randRules(r, 2)},
 		{Name: "p2", Ingress: randRules(r, 2), Egress: randRules(r, 2)},
+		{Name: "kns.n1", LabelsToApply: randLabels(r)}, // namespace n1's network sets inherit these
 	}
 	names := []string{"eth0", "eth1", "eth2", "*"}
 	for i := r.IntN(4) + 1; i > 0; i-- {
@@ -199,7 +200,7 @@ func randConfig(r *rand.Rand) *policy.Config {
 		for n := r.IntN(3) + 1; n > 0; n-- {
 			nets = append(nets, netip.MustParsePrefix(pick(r, netPool)))
 		}
-		cfg.NetworkSets = append(cfg.NetworkSets, policy.GlobalNetworkSet{Name: fmt.Sprint("ns", i), Labels: randLabels(r), Nets: nets})
+		cfg.NetworkSets = append(cfg.NetworkSets, policy.GlobalNetworkSet{Name: fmt.Sprint("ns", i), Namespace: pick(r, []string{"", "", "n1", "n2"}), Labels: randLabels(r), Nets: nets})
 	}
 	cfg.Tiers = []policy.Tier{{Name: "t1", Order: Order(float64(r.IntN(3)) * 1e6), DefaultAction: policy.TierDefault(r.IntN(2))}}
 	for i := r.IntN(7) + 1; i > 0; i-- {
@@ -246,6 +247,7 @@ func randConfig(r *rand.Rand) *policy.Config {
 			}
 			p.Selector, p.NamespaceSelector, p.ServiceAccountSelector = sel, ns, sa
 		}
+		p.Staged = r.IntN(6) == 0
 		cfg.Policies = append(cfg.Policies, p)
 	}
 	return cfg

@@ -149,7 +149,8 @@ func chainKey(k []byte, pl *Plan, dir Dir, fam uint8, endOfTier bool, profiles [
 }
 
 // addrEntries lists everything a rule selector can select (spec §6): host
-// endpoints (their expectedIPs and named ports) and global network sets.
+// endpoints (their expectedIPs and named ports) and network sets, global
+// and namespaced.
 func addrEntries(cfg *Config, r *resolved) []addrEntry {
 	var out []addrEntry
 	n := len(cfg.HostEndpoints)
@@ -180,7 +181,7 @@ func addrEntries(cfg *Config, r *resolved) []addrEntry {
 	}
 	for i := range cfg.NetworkSets {
 		ns := &cfg.NetworkSets[i]
-		out = append(out, addrEntry{labels: ns.Labels, spans: [2]spans{prefixSpans(ns.Nets, 4), prefixSpans(ns.Nets, 6)}})
+		out = append(out, addrEntry{labels: NetworkSetLabels(cfg, ns), spans: [2]spans{prefixSpans(ns.Nets, 4), prefixSpans(ns.Nets, 6)}})
 	}
 	return out
 }

@@ -152,7 +152,14 @@ type GlobalNetworkPolicy struct {
 	// unset); Selector already includes them.
 	NamespaceSelector      string
 	ServiceAccountSelector string
-	Pos                    Pos
+	// Staged: a StagedGlobalNetworkPolicy (stagedAction Set, Learn or
+	// Ignore). Felix keeps it in the endpoint's tiers, so it counts wherever
+	// the presence of policy matters (a forward chain's default allow, which
+	// endpoint's pre-DNAT or raw chain an interface gets), but never renders
+	// its rules, and a tier whose policies in a direction are all staged has
+	// no end-of-tier drop in that direction (felix/rules/endpoints.go).
+	Staged bool
+	Pos    Pos
 }
 
 // HasType reports whether the policy applies in direction t.
@@ -184,12 +191,15 @@ type HostEndpoint struct {
 	Pos           Pos
 }
 
-// GlobalNetworkSet is a labelled set of networks that rule selectors can match.
+// GlobalNetworkSet is a labelled set of networks that rule selectors can
+// match: a GlobalNetworkSet, or with a Namespace a (namespaced) NetworkSet,
+// which selectors see with the labels NetworkSetLabels gives it.
 type GlobalNetworkSet struct {
-	Name   string
-	Labels map[string]string
-	Nets   []netip.Prefix
-	Pos    Pos
+	Name      string
+	Namespace string // "" for a GlobalNetworkSet
+	Labels    map[string]string
+	Nets      []netip.Prefix
+	Pos       Pos
 }
 
 // Profile supplies labels to host endpoints that list it, and rules that
@@ -213,6 +223,10 @@ const (
 	TierDeny TierDefault = iota // Calico's default
 	TierPass
 )
+
+// DefaultTierOrder is the order Calico's client gives a tier written
+// without one (and the default tier's order).
+const DefaultTierOrder = 1000000.0
 
 // Tier groups policies; tiers are evaluated in order.
 type Tier struct {
@@ -244,8 +258,11 @@ type Settings struct {
 	FailsafeInbound  []ProtoPort
 	FailsafeOutbound []ProtoPort
 	DenyAction       DenyAction
-	// DefaultEndpointToHostAction governs workload-interface -> host traffic
-	// (Calico default Drop). Only matters if the gateway has InterfacePrefix interfaces.
+	// DefaultEndpointToHostAction (Calico default Drop) is what Felix does
+	// with workload-to-host traffic after a known workload endpoint's chain.
+	// nfgate knows no workload endpoints, and Felix drops an unknown
+	// workload interface's traffic before this action: it never decides a
+	// verdict here (loaded and validated as Felix does).
 	DefaultEndpointToHostAction Action
 	// DisableConntrackInvalidCheck removes the INVALID drops (Felix knob).
 	DisableConntrackInvalidCheck bool

@@ -63,11 +63,15 @@ const (
 	ReasonConntrack                         // ESTABLISHED/RELATED accept or INVALID drop
 	ReasonEarlierStage                      // allowed by untracked or preDNAT policy (accept-mark)
 	ReasonMalformed                         // packet could not be decoded far enough to evaluate
-	ReasonWorkloadToHost                    // workload interface to host: Settings.DefaultEndpointToHostAction
+	// ReasonUnknownWorkload: to the host from, or forwarded from or to, an
+	// interface matching interfacePrefix. nfgate knows no workload
+	// endpoints, so to Felix it is an unknown workload interface, whose
+	// dispatch drops every packet ("Unknown interface").
+	ReasonUnknownWorkload
 )
 
 var reasonNames = [...]string{"rule", "profile", "failsafe", "end-of-tier", "no-profile",
-	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed", "workload-to-host"}
+	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed", "unknown-workload-interface"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -111,7 +115,10 @@ type Binding struct {
 	Untracked EndpointID // named HEP with >=1 doNotTrack policy
 	PreDNAT   EndpointID // named HEP with >=1 preDNAT policy, else * HEP with >=1
 	Filter    EndpointID // named HEP, else * HEP; NoEndpoint when not policed
-	Workload  bool       // interface matches InterfacePrefix: never a host endpoint
+	// Workload: the interface matches InterfacePrefix: never a host
+	// endpoint's, and (no workload endpoint being known) Felix drops what
+	// it sends to the host and what is forwarded from or to it.
+	Workload bool
 	// ForwardIn is the endpoint whose applyOnForward ingress chain polices
 	// traffic forwarded from this interface (Forward's in argument). It equals
 	// Filter, except on a workload interface, where it is the * HEP (spec §2.3).

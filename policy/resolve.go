@@ -143,9 +143,14 @@ func tierLess(a, b *TierInfo) bool {
 }
 
 // policyKey is the tie-break string of Felix's PolKVLess:
-// "<name>/<namespace>/<kind>"; a GlobalNetworkPolicy has no namespace.
+// "<name>/<namespace>/<kind>"; a (staged) global policy has no namespace.
 // The '/' separator makes "a-b" and "a.b" sort before "a".
-func policyKey(name string) string { return name + "//GlobalNetworkPolicy" }
+func policyKey(p *GlobalNetworkPolicy) string {
+	if p.Staged {
+		return p.Name + "//StagedGlobalNetworkPolicy"
+	}
+	return p.Name + "//GlobalNetworkPolicy"
+}
 
 func orderOf(o *float64) float64 {
 	if o == nil {
@@ -197,7 +202,7 @@ func resolve(cfg *Config) (*resolved, error) {
 	keys := make([]string, len(cfg.Policies))
 	for i := range cfg.Policies {
 		r.sorted[i] = int32(i)
-		keys[i] = policyKey(cfg.Policies[i].Name)
+		keys[i] = policyKey(&cfg.Policies[i])
 	}
 	sort.SliceStable(r.sorted, func(a, b int) bool {
 		i, j := r.sorted[a], r.sorted[b]

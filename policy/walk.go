@@ -166,15 +166,10 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 		var d Decision
 		switch {
 		case bi.Workload:
-			// Accept, Drop, or Return (Pass): back to the host's own INPUT rules.
-			v := Drop
-			switch p.cfg.Settings.DefaultEndpointToHostAction {
-			case Allow:
-				v = Accept
-			case Pass:
-				v = None
-			}
-			d = decision(v, ReasonWorkloadToHost, NoEndpoint)
+			// cali-INPUT's first rule: every packet from a workload
+			// interface goes to the workload dispatch, which drops an
+			// unknown interface's before DefaultEndpointToHostAction.
+			d = decision(Drop, ReasonUnknownWorkload, NoEndpoint)
 		case accepted:
 			d = decision(Accept, ReasonEarlierStage, NoEndpoint)
 		default:
@@ -184,6 +179,11 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 		return t.finish()
 	}
 	bo := p.Bind(path.Out)
+	if bi.Workload || bo.Workload {
+		d, ifc := p.forwardWorkload(bi, bo, path, accepted, &pk)
+		t.add(StageForward, ifc, d, &pk)
+		return t.finish()
+	}
 	d := p.Forward(bi.ForwardIn, bo.Filter, accepted, &pk)
 	ifc := path.In.Name
 	if d.Endpoint != NoEndpoint && d.Endpoint == bo.Filter && d.Endpoint != bi.ForwardIn {
@@ -191,6 +191,25 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 	}
 	t.add(StageForward, ifc, d, &pk)
 	return t.finish()
+}
+
+// forwardWorkload is cali-FORWARD for traffic from or to a workload
+// interface: the in-interface's host endpoint forward chain runs first
+// (unless an earlier stage accepted), and only its terminal results stand
+// (a drop, or the conntrack ACCEPT of an established flow); then the
+// workload dispatch drops the packet, as no workload endpoint is known.
+// It returns the decision and the interface it is about.
+func (p *Program) forwardWorkload(bi, bo Binding, path Path, accepted bool, pkt *classify.Packet) (Decision, string) {
+	if !accepted && p.valid(bi.ForwardIn) {
+		d := p.Forward(bi.ForwardIn, NoEndpoint, false, pkt)
+		if d.Verdict == Drop || d.Verdict == Accept && d.Reason == ReasonConntrack {
+			return d, path.In.Name
+		}
+	}
+	if bi.Workload {
+		return decision(Drop, ReasonUnknownWorkload, NoEndpoint), path.In.Name
+	}
+	return decision(Drop, ReasonUnknownWorkload, NoEndpoint), path.Out.Name
 }
 
 // Description is a Decision with names instead of indexes, for traces.

@@ -75,22 +75,59 @@ func withDNAT(p policy.Path, addr string, port uint16) policy.Path {
 	return p
 }
 
-// Workload interface to host: DefaultEndpointToHostAction, before any
-// accept-mark check (spec §2.1 INPUT). Return lets the host's rules decide.
-func TestWalkWorkloadToHost(t *testing.T) {
+// Workload interfaces (interfacePrefix, default cali). nfgate knows no
+// WorkloadEndpoints, so to Felix every such interface is an unknown one:
+// its dispatch chains end in "Unknown interface" DROP (felix/rules/dispatch.go).
+// Checked on the real Felix v3.32.1 (issue 11, second round):
+//   - to the host: cali-INPUT's first rule sends every packet from cali+
+//     to cali-wl-to-host, whose dispatch drops it; DefaultEndpointToHostAction
+//     (after the dispatch) is never reached, ESTABLISHED packets included;
+//   - forwarded from or to it: cali-FORWARD's -i/-o cali+ dispatch drops it,
+//     after the in-interface's host endpoint forward chain (whose conntrack
+//     rule ACCEPTs an established flow, and whose policy may DROP first);
+//   - from the host to it: cali-OUTPUT RETURNs before any host endpoint:
+//     NONE (the host's OUTPUT rules decide).
+func TestWalkWorkloadInterface(t *testing.T) {
+	newTCP := TCP("198.18.9.9", 1, "198.18.0.1", 80)
+	est := CT(newTCP, classify.CTEstablished)
+	allowFwd := gnp("fwd-allow", "all()", aof, in(Allow()), out(Allow()))
+	denyFwd := gnp("fwd-deny", "all()", aof, in(Deny()), out(Deny()))
 	for _, c := range []struct {
+		name   string
 		action policy.Action
+		heps   []policy.HostEndpoint
+		pols   []policy.GlobalNetworkPolicy
+		path   string
+		pkt    classify.Packet
 		want   string
 	}{
-		{policy.Deny, "input/DROP/workload-to-host@cali1 DROP"},
-		{policy.Allow, "input/ACCEPT/workload-to-host@cali1 ACCEPT"},
-		{policy.Pass, "input/NONE/workload-to-host@cali1 NONE"}, // "Return"
+		{"to host, DefaultEndpointToHostAction Drop", policy.Deny, nil, nil, "cali1>local", newTCP, "input/DROP/unknown-workload-interface@cali1 DROP"},
+		{"to host, Accept is never reached", policy.Allow, nil, nil, "cali1>local", newTCP, "input/DROP/unknown-workload-interface@cali1 DROP"},
+		{"to host, Return is never reached", policy.Pass, nil, nil, "cali1>local", newTCP, "input/DROP/unknown-workload-interface@cali1 DROP"},
+		{"to host, established", policy.Allow, []policy.HostEndpoint{hep("all", "*")}, nil, "cali1>local", est, "input/DROP/unknown-workload-interface@cali1 DROP"},
+		{"forwarded from it", policy.Allow, nil, nil, "cali1>eth0", newTCP, "forward/DROP/unknown-workload-interface@cali1 DROP"},
+		{"forwarded from it, * endpoint allows", policy.Allow, []policy.HostEndpoint{hep("all", "*")}, []policy.GlobalNetworkPolicy{allowFwd}, "cali1>eth0", newTCP,
+			"forward/DROP/unknown-workload-interface@cali1 DROP"},
+		{"forwarded from it, * endpoint denies first", policy.Allow, []policy.HostEndpoint{hep("all", "*")}, []policy.GlobalNetworkPolicy{denyFwd}, "cali1>eth0", newTCP,
+			"forward/DROP/rule@cali1 DROP"},
+		{"forwarded from it, established, * endpoint", policy.Allow, []policy.HostEndpoint{hep("all", "*")}, nil, "cali1>eth0", est, "forward/ACCEPT/conntrack@cali1 ACCEPT"},
+		{"forwarded from it, established, no endpoint", policy.Allow, nil, nil, "cali1>eth0", est, "forward/DROP/unknown-workload-interface@cali1 DROP"},
+		{"forwarded to it", policy.Allow, nil, nil, "eth0>cali1", newTCP, "forward/DROP/unknown-workload-interface@cali1 DROP"},
+		{"forwarded to it, in-endpoint allows", policy.Allow, []policy.HostEndpoint{hep("out", "eth0")}, []policy.GlobalNetworkPolicy{allowFwd}, "eth0>cali1", newTCP,
+			"forward/DROP/unknown-workload-interface@cali1 DROP"},
+		{"forwarded to it, in-endpoint denies first", policy.Allow, []policy.HostEndpoint{hep("out", "eth0")}, []policy.GlobalNetworkPolicy{denyFwd}, "eth0>cali1", newTCP,
+			"forward/DROP/rule@eth0 DROP"},
+		{"forwarded to it, established through an endpoint", policy.Allow, []policy.HostEndpoint{hep("out", "eth0")}, nil, "eth0>cali1", est, "forward/ACCEPT/conntrack@eth0 ACCEPT"},
+		{"from the host to it", policy.Allow, []policy.HostEndpoint{hep("all", "*")}, nil, "local>cali1", newTCP, "output/NONE/not-policed@cali1 NONE"},
 	} {
 		st := noFailsafes()
 		st.DefaultEndpointToHostAction = c.action
-		prog, _ := policy.Compile(&policy.Config{Settings: st, HostEndpoints: []policy.HostEndpoint{hep("all", "*")}})
-		if got := stagesOf(prog, prog.Walk(path("cali1>local"), TCP("198.18.9.9", 1, "198.18.0.1", 80))); got != c.want {
-			t.Errorf("%v: got %s, want %s", c.action, got, c.want)
+		prog, err := policy.Compile(&policy.Config{Settings: st, HostEndpoints: c.heps, Policies: c.pols})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stagesOf(prog, prog.Walk(path(c.path), c.pkt)); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
 		}
 	}
 }

@@ -65,7 +65,9 @@ type checkInterface struct {
 	// Endpoint is the host endpoint whose normal and forward chains police
 	// the interface ("" when not policed).
 	Endpoint string `json:"endpoint,omitempty"`
-	// How: "named", "expectedIPs", "*", "workload" (interfacePrefix) or "not policed".
+	// How: "named", "expectedIPs", "*", "workload (unknown: dropped)"
+	// (interfacePrefix: to Felix an unknown workload interface, whose
+	// traffic to the host and forwarded traffic it drops) or "not policed".
 	How string `json:"how"`
 	// Excluded: interfaceExclude matches the interface, so no named endpoint
 	// governs it (a "*" endpoint still does).
@@ -95,7 +97,7 @@ type checkPolicy struct {
 	Name    string   `json:"name"`
 	Tier    string   `json:"tier"`
 	Order   *float64 `json:"order,omitempty"`
-	Kind    string   `json:"kind"` // normal, applyOnForward, preDNAT, doNotTrack
+	Kind    string   `json:"kind"` // normal, applyOnForward, preDNAT, doNotTrack; "staged " before it for a StagedGlobalNetworkPolicy
 	Types   []string `json:"types"`
 	Selects []string `json:"selects"`
 }
@@ -222,7 +224,7 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 		ci.Excluded = !b.Workload && st.Excluded(ifc.Name)
 		switch {
 		case b.Workload:
-			ci.How = "workload"
+			ci.How = "workload (unknown: dropped)"
 		case b.Filter == policy.NoEndpoint && ci.Excluded:
 			ci.How = "excluded (not policed)"
 		case b.Filter == policy.NoEndpoint:
@@ -270,10 +272,14 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 				for ti := range plan.Tiers {
 					pt := &plan.Tiers[ti]
 					for _, pi := range pt.Policies(dir) {
-						cs.Policies = append(cs.Policies, tiers[pt.Tier].Name+"/"+cfg.Policies[pi].Name)
+						name := tiers[pt.Tier].Name + "/" + cfg.Policies[pi].Name
+						if cfg.Policies[pi].Staged {
+							name += " (staged)"
+						}
+						cs.Policies = append(cs.Policies, name)
 					}
 				}
-				cs.Default = stageDefault(kind, plan, dir, len(e.Profiles) > 0, e.Wildcard)
+				cs.Default = stageDefault(cfg, kind, plan, dir, len(e.Profiles) > 0)
 				if kind != policy.PlanNormal && len(cs.Policies) == 0 && cs.Default == "" {
 					continue // nothing of this kind: the stage has no chain for this endpoint
 				}
@@ -292,6 +298,9 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 			case e.InterfaceName == "" && !governing[e.ID]:
 				warn(h.Pos, "HostEndpoint/"+e.Name, "expectedIPs", "no interface of this host has any of the expected IPs: the endpoint polices nothing")
 			}
+		}
+		if fp := e.Plan(policy.PlanForward); !fp.Empty() && onlyStaged(cfg, fp) {
+			warn(h.Pos, "HostEndpoint/"+e.Name, "", "only staged policies have applyOnForward for this endpoint: as in Calico, its forwarded traffic is no longer allowed by default (NONE: the host's FORWARD rules decide), though staged policies enforce nothing")
 		}
 		if e.Wildcard && !e.Plan(policy.PlanUntracked).Empty() {
 			warn(h.Pos, "HostEndpoint/"+e.Name, "interfaceName", "doNotTrack policy is not supported for a host endpoint with interfaceName \"*\"; it is ignored (as Felix does)")
@@ -313,11 +322,15 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 			cp.Selects = append(cp.Selects, prog.Endpoint(id).Name)
 		}
 		rep.Policies = append(rep.Policies, cp)
+		res := "GlobalNetworkPolicy/" + p.Name
+		if p.Staged {
+			res = "StagedGlobalNetworkPolicy/" + p.Name
+		}
 		switch {
 		case len(cp.Selects) == 0 && (p.NamespaceSelector != "" || p.ServiceAccountSelector != ""):
-			warn(p.Pos, "GlobalNetworkPolicy/"+p.Name, "selector", "selects no host endpoint of node %q: with namespaceSelector or serviceAccountSelector, Felix evaluates %s", st.NodeName, p.Selector)
+			warn(p.Pos, res, "selector", "selects no host endpoint of node %q: with namespaceSelector or serviceAccountSelector, Felix evaluates %s", st.NodeName, p.Selector)
 		case len(cp.Selects) == 0:
-			warn(p.Pos, "GlobalNetworkPolicy/"+p.Name, "selector", "selects no host endpoint of node %q", st.NodeName)
+			warn(p.Pos, res, "selector", "selects no host endpoint of node %q", st.NodeName)
 		}
 	}
 
@@ -334,12 +347,28 @@ func fillCheck(rep *checkReport, l *config.Loaded, prog *policy.Program, ifaces 
 	}
 }
 
-// stageDefault says what happens at a stage when no policy decides (spec §3.1).
-func stageDefault(kind policy.PlanKind, plan *policy.Plan, dir policy.Dir, hasProfiles, wildcard bool) string {
-	inDir := false
+// onlyStaged reports whether every policy of the plan is staged.
+func onlyStaged(cfg *policy.Config, plan *policy.Plan) bool {
 	for ti := range plan.Tiers {
-		if len(plan.Tiers[ti].Policies(dir)) > 0 {
-			inDir = true
+		for _, dir := range []policy.Dir{policy.Ingress, policy.Egress} {
+			for _, pi := range plan.Tiers[ti].Policies(dir) {
+				if !cfg.Policies[pi].Staged {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// stageDefault says what happens at a stage when no policy decides (spec
+// §3.1). Staged policies decide nothing and add no end-of-tier drop, but
+// they do take away the forward default allow.
+func stageDefault(cfg *policy.Config, kind policy.PlanKind, plan *policy.Plan, dir policy.Dir, hasProfiles bool) string {
+	inDir, enforced := false, false // a policy, an enforced (not staged) policy in this direction
+	for ti := range plan.Tiers {
+		for _, pi := range plan.Tiers[ti].Policies(dir) {
+			inDir, enforced = true, enforced || !cfg.Policies[pi].Staged
 		}
 	}
 	switch kind {
@@ -352,7 +381,7 @@ func stageDefault(kind policy.PlanKind, plan *policy.Plan, dir policy.Dir, hasPr
 		if hasProfiles {
 			return "end-of-tier deny, else profiles then deny"
 		}
-		if inDir {
+		if enforced {
 			return "end-of-tier deny"
 		}
 		return "deny (no policy, no profile)"
@@ -360,7 +389,7 @@ func stageDefault(kind policy.PlanKind, plan *policy.Plan, dir policy.Dir, hasPr
 		switch {
 		case plan.Empty():
 			return "allow (no applyOnForward policy)"
-		case inDir:
+		case enforced:
 			return "end-of-tier deny"
 		default:
 			return "none (host FORWARD rules decide)"
@@ -370,15 +399,19 @@ func stageDefault(kind policy.PlanKind, plan *policy.Plan, dir policy.Dir, hasPr
 }
 
 func policyKind(p *policy.GlobalNetworkPolicy) string {
+	k := "normal"
 	switch {
 	case p.DoNotTrack:
-		return "doNotTrack"
+		k = "doNotTrack"
 	case p.PreDNAT:
-		return "preDNAT"
+		k = "preDNAT"
 	case p.ApplyOnForward:
-		return "applyOnForward"
+		k = "applyOnForward"
 	}
-	return "normal"
+	if p.Staged {
+		return "staged " + k
+	}
+	return k
 }
 
 func protoName(n uint8) string {

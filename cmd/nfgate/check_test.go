@@ -191,3 +191,62 @@ spec:
 		}
 	}
 }
+
+// check shows staged policies as Calico treats them (issue 11, second
+// round): listed, marked staged, never deciding; a staged applyOnForward
+// policy takes away the endpoint's forward default allow, which check
+// says.
+func TestCheckStagedPolicies(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "nfgate.toml")
+	os.WriteFile(f, []byte("include = [\"r.yaml\"]\n[gateway]\nnodeName = \"gw\"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(`apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: eth0, labels: {net: a}}
+spec: {node: gw, interfaceName: eth0}
+---
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: try}
+spec:
+  selector: net == 'a'
+  applyOnForward: true
+  ingress: [{action: Deny}]
+`), 0o600)
+	code, out, errs := runCheckArgs("--config", f, "--host-interfaces=false", "--iface", "eth0", "--iface", "cali9", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Policies) != 1 || rep.Policies[0].Kind != "staged applyOnForward" || strings.Join(rep.Policies[0].Selects, ",") != "eth0" {
+		t.Errorf("policies: %+v", rep.Policies)
+	}
+	stages := map[string]checkStage{}
+	for _, s := range rep.Endpoints[0].Stages {
+		stages[s.Stage+" "+s.Direction] = s
+	}
+	if s := stages["forward ingress"]; strings.Join(s.Policies, ",") != "default/try (staged)" || s.Default != "none (host FORWARD rules decide)" {
+		t.Errorf("forward ingress: %+v", s)
+	}
+	if s := stages["forward egress"]; s.Default != "none (host FORWARD rules decide)" {
+		t.Errorf("forward egress: %+v", s)
+	}
+	if s := stages["normal ingress"]; s.Default != "deny (no policy, no profile)" {
+		t.Errorf("normal ingress (a staged-only tier has no end-of-tier drop): %+v", s)
+	}
+	found := false
+	for _, w := range rep.Warnings {
+		found = found || strings.Contains(w.Msg, "no longer allowed by default")
+	}
+	if !found {
+		t.Errorf("no warning about the forward default allow: %v", rep.Warnings)
+	}
+	for _, i := range rep.Interfaces {
+		if i.Name == "cali9" && i.How != "workload (unknown: dropped)" {
+			t.Errorf("cali9: %+v", i)
+		}
+	}
+}

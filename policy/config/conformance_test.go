@@ -8,7 +8,8 @@ import (
 // Validator conformance with Calico v3.32.1: the cases of
 // libcalico-go/lib/validator/v3/validator_test.go (tag v3.32.1) that concern
 // the resources nfgate reads (HostEndpoint, GlobalNetworkPolicy,
-// GlobalNetworkSet, Tier, Profile, FelixConfiguration) and their parts
+// StagedGlobalNetworkPolicy, GlobalNetworkSet, NetworkSet, Tier, Profile,
+// FelixConfiguration) and their parts
 // (Rule, EntityRule, ICMPFields, ProtoPort, EndpointPort, HTTPMatch,
 // protocols, ports, metadata), written as whole resources and run through
 // nfgate's loader. Each case names the upstream line and description; the
@@ -24,7 +25,7 @@ import (
 //
 // Not translated, because they have no form nfgate reads: NetworkPolicy
 // (except its rule-level cases, which hold for a global policy's rules),
-// NetworkSet, Staged*, IPPool, BGP*, Node, KubeControllersConfiguration,
+// StagedNetworkPolicy, StagedKubernetesNetworkPolicy, IPPool, BGP*, Node, KubeControllersConfiguration,
 // WorkloadEndpoint-only fields (HostPort, IPNATs, ...), and L1437 (a port
 // with both a name and numbers, which YAML cannot express).
 //
@@ -54,6 +55,10 @@ func cTier(name, spec string) string {
 	return calicoDoc("Tier", "{name: "+name+"}", spec)
 }
 func cGNS(meta string) string { return calicoDoc("GlobalNetworkSet", meta, "{nets: [10.0.0.1]}") }
+func cNS(meta string) string  { return calicoDoc("NetworkSet", meta, "{nets: [10.0.0.1]}") }
+func cSGNP(name, spec string) string {
+	return calicoDoc("StagedGlobalNetworkPolicy", "{name: "+name+"}", spec)
+}
 func cHEPPort(port string) string {
 	return cHEP("{node: node01, interfaceName: eth0, ports: [" + port + "]}")
 }
@@ -103,6 +108,12 @@ var conformanceCases = []confCase{
 	{"L400 should accept GlobalNetworkSet with labels", cGNS(`{name: testset, labels: {a: b}}`), true, ""},
 	{"L414 should reject GlobalNetworkSet with reserved labels", cGNS(`{name: testset, labels: {projectcalico.org/namespace: foo}}`), false, ""},
 	{"L428 should reject GlobalNetworkSet with bad name", cGNS(`{name: test$set}`), false, ""},
+	// NetworkSets (namespaced; calicoctl puts one without a namespace in "default").
+	{"L439 should accept NetworkSetSpec with CIDRs and IPs", calicoDoc("NetworkSet", "{name: s, namespace: ns1}", `{nets: [10.0.0.1, 11.0.0.0/8, "dead:beef::", "dead:beef::/96"]}`), true, ""},
+	{"L450 should reject NetworkSetSpec with bad CIDR", calicoDoc("NetworkSet", "{name: s, namespace: ns1}", `{nets: [garbage]}`), false, ""},
+	{"L458 should accept NetworkSet with labels", cNS(`{name: testset, labels: {a: b}}`), true, ""},
+	{"L472 should reject NetworkSet with reserved labels", cNS(`{name: testset, labels: {projectcalico.org/namespace: foo}}`), false, ""},
+	{"L486 should reject NetworkSet with bad name", cNS(`{name: test$set}`), false, ""},
 
 	// (API) IP version.
 	{"L554 should accept IP version 4", cRule(`{action: Allow, ipVersion: 4}`), true, ""},
@@ -370,6 +381,20 @@ var conformanceCases = []confCase{
 	{"L2602 disallow global() in serviceAccountSelector field", cGNP(`{serviceAccountSelector: "global()"}`), false, ""},
 	{"L2610 disallow global() in EntityRule selector field", cRule(`{action: Allow, source: {selector: "global()"}}`), false, ""},
 	{"L2625 allow global() and projectcalico.org/name in EntityRule namespaceSelector field", cRule(`{action: Allow, source: {namespaceSelector: "global()"}, destination: {namespaceSelector: "projectcalico.org/name == 'test'"}}`), true, ""},
+
+	// StagedGlobalNetworkPolicies.
+	{"L2645 disallow name with invalid character", cSGNP(`"t~!s.h.i.ng"`, `{stagedAction: Set, selector: "foo == \"bar\""}`), false, ""},
+	{"L2649 disallow name with mixed case characters", cSGNP("tHiNg", `{stagedAction: Set, selector: "foo == \"bar\""}`), false, ""},
+	{"L2653 allow valid name", cSGNP("thing", `{stagedAction: Set, selector: "foo == \"bar\""}`), true, ""},
+	{"L2657 disallow k8s policy name", cSGNP("knp.default.thing", `{stagedAction: Set, selector: "foo == \"bar\""}`), false, ""},
+	{"L2661 disallow name with dot", cSGNP("t.h.i.ng", `{stagedAction: Set, selector: "foo == \"bar\""}`), false, ""},
+	{"L2665 should accept a valid StagedAction value 'Set'", cSGNP("thing", `{stagedAction: Set, selector: "foo == \"bar\""}`), true, ""},
+	{"L2674 should accept an unset StagedAction", cSGNP("thing", `{selector: "foo == \"bar\""}`), true, ""},
+	{"L2682 should accept a valid StagedAction value 'Delete'", cTier("eng", `{order: 100}`) + "---\n" + cSGNP("eng.thing", `{stagedAction: Delete, tier: eng}`), true, ""},
+	{"L2691 should reject a valid StagedAction value 'Delete' if any other Spec field is set", cSGNP("thing", `{stagedAction: Delete, selector: "foo == \"bar\""}`), false, ""},
+	{"L2700 should reject a StagedAction value 'Warning'", cSGNP("thing", `{stagedAction: Warning, selector: "foo == \"bar\""}`), false, ""},
+	{"L2709 should accept an empty StagedAction value", cSGNP("thing", `{stagedAction: "", selector: "foo == \"bar\""}`), true, ""},
+	{"L2718 should accept an empty selector value when StagedAction is Delete", cSGNP("thing", `{stagedAction: Delete}`), true, ""},
 
 	// Tiers.
 	{"L2728 Tier: valid name", cTier("foo", `{order: 100}`), true, ""},

@@ -24,6 +24,9 @@ type Datastore struct {
 	// StatusTTL is the lease on this gateway's status key: a gateway that
 	// stops refreshing it disappears from `nfgate status` after this long.
 	StatusTTL time.Duration
+	// NodeName is [gateway] nodeName: the one Node resource read (its labels
+	// select FelixConfigurations with a nodeSelector). Not a [datastore] key.
+	NodeName string
 }
 
 // Default values of [datastore].

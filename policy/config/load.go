@@ -118,7 +118,7 @@ func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
 			} else {
 				col.seen[key] = r.pos
 			}
-			col.felix = append(col.felix, felixIn{name: name, spec: r.spec, pos: r.pos, remote: r.remote})
+			col.felix = append(col.felix, felixIn{name: name, spec: r.spec, pos: r.pos, remote: r.remote, created: c.created(r)})
 			c.res = ""
 			continue
 		}
@@ -128,9 +128,12 @@ func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
 	var rt Runtime
 	var ds *Datastore
 	if len(l.files) > 0 && len(l.data) == len(l.files) {
-		st = c.settingsFrom(l.gw, col.felix)
+		st = c.settingsFrom(l.gw, col.felix, col.nodes)
 		rt = c.runtime(l.eng)
 		ds = c.datastore(l.ds, filepath.Dir(mainPath))
+		if ds != nil {
+			ds.NodeName = st.NodeName
+		}
 	}
 	cfg := finish(c, col, st, mainPath)
 
@@ -249,8 +252,15 @@ func (l *loader) tomlFile(name string, data []byte, main bool) {
 		for _, e := range c.list(v) {
 			setPaths(e, "")
 			r := &resIn{kind: kind, spec: e, pos: e.pos, meta: []string{"name", "labels"}}
+			if namespaced(kind) {
+				r.meta = append(r.meta, "namespace")
+			}
 			if e.kind == kMap {
 				r.name, r.labels = e.get("name"), e.get("labels")
+				if namespaced(kind) {
+					r.namespace = e.get("namespace")
+					c.str(r.namespace)
+				}
 			}
 			l.res = append(l.res, r)
 		}
@@ -292,7 +302,21 @@ func (l *loader) tomlFile(name string, data []byte, main bool) {
 	}
 }
 
-var yamlKinds = map[string]bool{kindGNP: true, kindHEP: true, kindGNS: true, kindProf: true, kindTier: true, kindFelix: true}
+var yamlKinds = map[string]bool{kindGNP: true, kindSGNP: true, kindHEP: true, kindGNS: true, kindNS: true, kindProf: true,
+	kindTier: true, kindFelix: true, kindNode: true}
+
+// refusedKinds say why a kind Calico has is not read.
+var refusedKinds = map[string]string{
+	"NetworkPolicy": "a NetworkPolicy is namespaced: Calico applies it only to endpoints labelled projectcalico.org/namespace with " +
+		"its namespace (a host endpoint only if it carries that label), in the normal chains; nfgate does not read it: write a " +
+		"GlobalNetworkPolicy",
+	"StagedNetworkPolicy": "a StagedNetworkPolicy never changes a host endpoint's verdict in Calico (it is namespaced, so it can only be " +
+		"in the normal chains, where a staged policy adds nothing): nfgate does not read it",
+	"StagedKubernetesNetworkPolicy": "a StagedKubernetesNetworkPolicy never changes a host endpoint's verdict in Calico (it is a staged " +
+		"Kubernetes policy, in the normal chains only, where a staged policy adds nothing): nfgate does not read it",
+}
+
+const supportedKinds = "GlobalNetworkPolicy, StagedGlobalNetworkPolicy, HostEndpoint, GlobalNetworkSet, NetworkSet, Profile, Tier, FelixConfiguration and Node"
 
 func (l *loader) yamlFile(name string, data []byte) {
 	docs, d := parseYAML(name, data)
@@ -338,8 +362,11 @@ func (l *loader) yamlDoc(doc *node, depth int) {
 			l.yamlDoc(it, depth+1)
 		}
 		return
+	case refusedKinds[kind] != "":
+		c.errf(doc.get("kind"), "%s", refusedKinds[kind])
+		return
 	case !yamlKinds[kind]:
-		c.errf(doc.get("kind"), "kind %s is not supported (nfgate reads GlobalNetworkPolicy, HostEndpoint, GlobalNetworkSet, Profile, Tier and FelixConfiguration)", kind)
+		c.errf(doc.get("kind"), "kind %s is not supported (nfgate reads %s)", kind, supportedKinds)
 		return
 	}
 	// status is the subresource Calico's components write (calicoctl get
@@ -347,10 +374,19 @@ func (l *loader) yamlDoc(doc *node, depth int) {
 	c.fields(doc, []string{"apiVersion", "kind", "metadata", "spec", "status"}, nil)
 	r := &resIn{kind: kind, pos: doc.pos, remote: l.remote}
 	meta := doc.get("metadata")
+	allowed, unsupported := metaFields, map[string]string{"namespace": kind + " is a global resource"}
+	if namespaced(kind) {
+		allowed, unsupported = append([]string{"namespace"}, metaFields...), nil
+	}
 	if !isSet(meta) {
 		c.errf(doc, "metadata.name must be specified")
-	} else if c.fields(meta, metaFields, map[string]string{"namespace": kind + " is a global resource"}) {
+	} else if c.fields(meta, allowed, unsupported) {
 		r.name, r.labels, r.annots = meta.get("name"), meta.get("labels"), meta.get("annotations")
+		r.created = meta.get("creationTimestamp")
+		if namespaced(kind) {
+			r.namespace = meta.get("namespace")
+			c.str(r.namespace)
+		}
 		if r.name == nil {
 			c.errf(meta, "name must be specified")
 			r.name = &node{kind: kNull, pos: meta.pos, path: "metadata.name"}
@@ -374,8 +410,11 @@ func finish(c *conv, col *collected, st policy.Settings, mainPath string) *polic
 		declared[t.Name] = true
 	}
 	need := map[string]bool{"default": true}
-	for _, p := range col.policies {
+	for _, p := range append(append([]policy.GlobalNetworkPolicy{}, col.policies...), col.stagedDeletes...) {
 		c.res = kindGNP + "/" + p.Name
+		if p.Staged {
+			c.res = kindSGNP + "/" + p.Name
+		}
 		if declared[p.Tier] {
 			continue
 		}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/nfgate/nfgate/policy"
 	"github.com/nfgate/nfgate/policy/selector"
@@ -11,32 +13,46 @@ import (
 // Resource kinds nfgate accepts, with their TOML array-of-tables keys.
 const (
 	kindGNP   = "GlobalNetworkPolicy"
+	kindSGNP  = "StagedGlobalNetworkPolicy"
 	kindHEP   = "HostEndpoint"
 	kindGNS   = "GlobalNetworkSet"
+	kindNS    = "NetworkSet" // namespaced
 	kindProf  = "Profile"
 	kindTier  = "Tier"
 	kindFelix = "FelixConfiguration"
+	kindNode  = "Node" // only its labels: a selector-scoped FelixConfiguration's nodeSelector
 )
 
 var tomlResourceKeys = map[string]string{
-	"globalNetworkPolicy": kindGNP,
-	"hostEndpoint":        kindHEP,
-	"globalNetworkSet":    kindGNS,
-	"profile":             kindProf,
-	"tier":                kindTier,
+	"globalNetworkPolicy":       kindGNP,
+	"stagedGlobalNetworkPolicy": kindSGNP,
+	"hostEndpoint":              kindHEP,
+	"globalNetworkSet":          kindGNS,
+	"networkSet":                kindNS,
+	"profile":                   kindProf,
+	"tier":                      kindTier,
 }
+
+// namespaced reports whether kind is a namespaced resource.
+func namespaced(kind string) bool { return kind == kindNS }
+
+// defaultNamespace is where calicoctl puts a namespaced resource written
+// without a namespace.
+const defaultNamespace = "default"
 
 // resIn is one resource as written, before conversion: for YAML the
 // metadata/spec parts of a document, for TOML one flattened table.
 type resIn struct {
-	kind   string
-	name   *node
-	labels *node
-	annots *node    // metadata.annotations (YAML only)
-	spec   *node    // nil for a YAML document without spec
-	meta   []string // keys of spec that are metadata (TOML's flattened name, labels)
-	pos    policy.Pos
-	remote bool // from the datastore (LoadWith), not a local file
+	kind      string
+	name      *node
+	namespace *node // metadata.namespace (namespaced kinds)
+	created   *node // metadata.creationTimestamp (YAML only)
+	labels    *node
+	annots    *node    // metadata.annotations (YAML only)
+	spec      *node    // nil for a YAML document without spec
+	meta      []string // keys of spec that are metadata (TOML's flattened name, labels)
+	pos       policy.Pos
+	remote    bool // from the datastore (LoadWith), not a local file
 }
 
 func (r *resIn) nameStr() string {
@@ -46,8 +62,20 @@ func (r *resIn) nameStr() string {
 	return ""
 }
 
+// namespaceStr is a namespaced resource's namespace, "default" when unset.
+func (r *resIn) namespaceStr() string {
+	if r.namespace != nil && r.namespace.kind == kString && r.namespace.s != "" {
+		return r.namespace.s
+	}
+	return defaultNamespace
+}
+
 func (r *resIn) label() string {
-	if s := r.nameStr(); s != "" {
+	s := r.nameStr()
+	if s != "" && namespaced(r.kind) {
+		s = r.namespaceStr() + "/" + s
+	}
+	if s != "" {
 		return r.kind + "/" + s
 	}
 	return r.kind
@@ -56,20 +84,48 @@ func (r *resIn) label() string {
 // collected holds the converted resources of every file.
 type collected struct {
 	policies []policy.GlobalNetworkPolicy
-	heps     []policy.HostEndpoint
-	sets     []policy.GlobalNetworkSet
-	profiles []policy.Profile
-	tiers    []policy.Tier
-	tierPos  map[string]*node // declared tiers: name -> name node
-	felix    []felixIn
-	seen     map[string]policy.Pos // kind/name -> first definition
+	// stagedDeletes are StagedGlobalNetworkPolicies with stagedAction
+	// Delete: validated (their tier must exist) but never part of the model.
+	stagedDeletes []policy.GlobalNetworkPolicy
+	nodes         []nodeIn
+	heps          []policy.HostEndpoint
+	sets          []policy.GlobalNetworkSet
+	profiles      []policy.Profile
+	tiers         []policy.Tier
+	tierPos       map[string]*node // declared tiers: name -> name node
+	felix         []felixIn
+	seen          map[string]policy.Pos // kind/name -> first definition
 }
 
 type felixIn struct {
+	name    string
+	spec    *node
+	pos     policy.Pos
+	remote  bool
+	created time.Time // metadata.creationTimestamp; zero when unset
+}
+
+// created parses a resource's metadata.creationTimestamp (RFC 3339, as the
+// Kubernetes API writes it); zero when unset or invalid (reported).
+func (c *conv) created(r *resIn) time.Time {
+	v, ok := c.str(r.created)
+	if !ok {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		c.errf(r.created, "invalid creationTimestamp %q: want RFC 3339, e.g. \"2026-12-01T23:33:20Z\"", v)
+		return time.Time{}
+	}
+	return t
+}
+
+// nodeIn is a Node resource: only its name and labels mean something to
+// nfgate.
+type nodeIn struct {
 	name   string
-	spec   *node
+	labels map[string]string
 	pos    policy.Pos
-	remote bool
 }
 
 // name validates the resource's name and reports duplicates across files.
@@ -94,7 +150,7 @@ func (c *conv) name(r *resIn, col *collected) (string, bool) {
 		return s, false
 	}
 	switch {
-	case r.kind == kindGNP && !gnpNameRe.MatchString(s):
+	case (r.kind == kindGNP || r.kind == kindSGNP) && !gnpNameRe.MatchString(s):
 		c.errf(r.name, "name must consist of lower case alphanumeric characters or '-' (regex: [a-z0-9]([-a-z0-9]*[a-z0-9])?), with at most one '.'")
 		return s, false
 	case !subdomainRe.MatchString(s):
@@ -105,8 +161,11 @@ func (c *conv) name(r *resIn, col *collected) (string, bool) {
 		return s, false
 	}
 	key := r.kind + "/" + s
+	if namespaced(r.kind) {
+		key = r.kind + "/" + r.namespaceStr() + "/" + s
+	}
 	if first, dup := col.seen[key]; dup {
-		c.errf(r.name, "duplicate %s name %q (first defined at %s:%d)", r.kind, s, first.File, first.Line)
+		c.errf(r.name, "duplicate %s name %q (first defined at %s:%d)", r.kind, strings.TrimPrefix(key, r.kind+"/"), first.File, first.Line)
 		return s, false
 	}
 	col.seen[key] = r.pos
@@ -136,12 +195,14 @@ var gnpFields = []string{"tier", "order", "selector", "types", "ingress", "egres
 func (c *conv) resource(r *resIn, col *collected) {
 	c.res = r.label()
 	switch r.kind {
-	case kindGNP:
+	case kindGNP, kindSGNP:
 		c.gnp(r, col)
 	case kindHEP:
 		c.hep(r, col)
-	case kindGNS:
+	case kindGNS, kindNS:
 		c.gns(r, col)
+	case kindNode:
+		c.node(r, col)
 	case kindProf:
 		c.profile(r, col)
 	case kindTier:
@@ -150,11 +211,47 @@ func (c *conv) resource(r *resIn, col *collected) {
 	c.res = ""
 }
 
+// stagedActions are a StagedGlobalNetworkPolicy's stagedAction values;
+// "" means Set.
+var stagedActions = []string{"Set", "Delete", "Learn", "Ignore"}
+
+// gnp converts a GlobalNetworkPolicy or a StagedGlobalNetworkPolicy. A
+// staged policy is validated as the policy it stages
+// (ConvertStagedGlobalPolicyToEnforced) and loaded with Staged set; with
+// stagedAction Delete its spec must be empty but for tier, and it is not
+// part of the model (Felix never receives it).
 func (c *conv) gnp(r *resIn, col *collected) {
 	name, _ := c.name(r, col)
 	c.meta(r) // policies may carry labels; they have no effect
-	s := c.spec(r, gnpFields, nil)
-	p := policy.GlobalNetworkPolicy{Name: name, Pos: r.pos}
+	fields := gnpFields
+	if r.kind == kindSGNP {
+		fields = append([]string{"stagedAction"}, gnpFields...)
+	}
+	s := c.spec(r, fields, nil)
+	p := policy.GlobalNetworkPolicy{Name: name, Pos: r.pos, Staged: r.kind == kindSGNP}
+	if r.kind == kindSGNP {
+		action, _ := c.str(s.get("stagedAction"))
+		if action != "" && !containsStr(stagedActions, action) {
+			c.errf(s.get("stagedAction"), "invalid stagedAction %q: must be Set, Delete, Learn or Ignore", action)
+		}
+		if action == "Delete" {
+			// calicoctl clears types before validating a Delete.
+			for _, v := range s.kids {
+				if v.key != "tier" && v.key != "types" && v.key != "stagedAction" && !zeroValue(v) {
+					c.errf(s, "Spec fields, except Tier, should all be zero-value if stagedAction is Delete (%s is set)", v.key)
+					break
+				}
+			}
+			p.Tier, _ = c.str(s.get("tier"))
+			if p.Tier == "" {
+				p.Tier = "default"
+			} else if !dnsLabelRe.MatchString(p.Tier) {
+				c.errf(s.get("tier"), "invalid tier name %q", p.Tier)
+			}
+			col.stagedDeletes = append(col.stagedDeletes, p)
+			return
+		}
+	}
 	p.Tier, _ = c.str(s.get("tier"))
 	if p.Tier == "" {
 		p.Tier = "default"
@@ -268,6 +365,21 @@ func (c *conv) gnp(r *resIn, col *collected) {
 
 func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 
+// zeroValue reports whether a field's value is its Go zero value after
+// decoding (null, "", false); any number, list or table is not, an empty
+// one included.
+func zeroValue(n *node) bool {
+	switch n.kind {
+	case kNull:
+		return true
+	case kString:
+		return n.s == ""
+	case kBool:
+		return !n.b
+	}
+	return false
+}
+
 var hepFields = []string{"interfaceName", "node", "expectedIPs", "profiles", "ports"}
 
 func (c *conv) hep(r *resIn, col *collected) {
@@ -351,9 +463,16 @@ func (c *conv) hep(r *resIn, col *collected) {
 	col.heps = append(col.heps, h)
 }
 
+// gns converts a GlobalNetworkSet or a (namespaced) NetworkSet.
 func (c *conv) gns(r *resIn, col *collected) {
 	name, _ := c.name(r, col)
 	g := policy.GlobalNetworkSet{Name: name, Pos: r.pos, Labels: c.meta(r)}
+	if namespaced(r.kind) {
+		g.Namespace = r.namespaceStr()
+		if r.namespace != nil && r.namespace.kind == kString && (len(g.Namespace) > 63 || !dnsLabelRe.MatchString(g.Namespace)) {
+			c.errf(r.namespace, "invalid namespace %q: must be a DNS label (lower case alphanumeric characters or '-', at most 63)", g.Namespace)
+		}
+	}
 	if _, ok := g.Labels[policy.LabelNamespace]; ok {
 		c.errf(r.labels.get(policy.LabelNamespace), "projectcalico.org/namespace is not a valid label name")
 	}
@@ -381,6 +500,20 @@ func (c *conv) gns(r *resIn, col *collected) {
 	col.sets = append(col.sets, g)
 }
 
+// node reads a Node: its name and labels, which a FelixConfiguration's
+// nodeSelector is matched against. Its spec (addresses, BGP, ...) means
+// nothing to nfgate and is not read.
+func (c *conv) node(r *resIn, col *collected) {
+	name, ok := c.name(r, col)
+	labels := c.meta(r)
+	if r.spec != nil && r.spec.kind != kMap {
+		c.errf(r.spec, "expected a table of fields, got %s", r.spec.kind)
+	}
+	if ok {
+		col.nodes = append(col.nodes, nodeIn{name: name, labels: labels, pos: r.pos})
+	}
+}
+
 func (c *conv) profile(r *resIn, col *collected) {
 	name, _ := c.name(r, col)
 	c.meta(r)
@@ -406,11 +539,13 @@ func (c *conv) tier(r *resIn, col *collected) {
 	name, ok := c.name(r, col)
 	c.meta(r)
 	s := c.spec(r, []string{"order", "defaultAction"}, nil)
-	// defaultAction defaults to Deny (Calico's schema), also for the
-	// built-in tiers, whose order and action are then checked.
-	t := policy.Tier{Name: name, Pos: r.pos, DefaultAction: policy.TierDeny}
-	if o, ok := c.number(s.get("order")); ok {
-		t.Order = &o
+	// Calico's client defaults order to 1000000 and defaultAction to Deny
+	// before validating (libcalico-go resources/tier.go DefaultTierFields),
+	// also for the built-in tiers, whose order and action are then checked.
+	o := policy.DefaultTierOrder
+	t := policy.Tier{Name: name, Pos: r.pos, Order: &o, DefaultAction: policy.TierDeny}
+	if v, ok := c.number(s.get("order")); ok {
+		o = v
 	}
 	if v, ok := c.str(s.get("defaultAction")); ok {
 		switch v {
@@ -422,7 +557,7 @@ func (c *conv) tier(r *resIn, col *collected) {
 		}
 	}
 	if b, builtin := builtinTiers[name]; builtin {
-		if t.Order == nil || *t.Order != b.order {
+		if *t.Order != b.order {
 			c.errf(orSelf(s.get("order"), s), "%s tier order must be %s", name, fmt.Sprint(int64(b.order)))
 		}
 		if t.DefaultAction != b.action {

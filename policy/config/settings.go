@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nfgate/nfgate/policy"
+	"github.com/nfgate/nfgate/policy/selector"
 )
 
 // Felix settings nfgate honours, under the same names in TOML [gateway] and
@@ -32,7 +34,7 @@ var felixSemantic = map[string]bool{
 // FelixConfiguration resources. FelixConfiguration "default" applies first,
 // "node.<nodeName>" overrides it (as in Calico), and a field may not be set
 // both in [gateway] and in a FelixConfiguration.
-func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
+func (c *conv) settingsFrom(gw *node, felix []felixIn, nodes []nodeIn) policy.Settings {
 	st := policy.Settings{
 		InterfacePrefix:             []string{"cali"},
 		FailsafeInbound:             policy.DefaultFailsafeInbound(),
@@ -55,11 +57,17 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 		c.d.add(false, gw.pos, "", joinPath(gw.fpath(), "nodeName"), "nodeName must be specified")
 	}
 
+	// Felix's layers: "default", then the selector-scoped configuration
+	// that selects this node, then "node.<nodeName>" (each field of a later
+	// layer wins).
 	var layers []felixIn
 	for _, f := range felix {
 		if f.name == "default" {
 			layers = append(layers, f)
 		}
+	}
+	if sel, ok := c.selectorLayer(st.NodeName, felix, nodes); ok {
+		layers = append(layers, sel)
 	}
 	for _, f := range felix {
 		if st.NodeName != "" && f.name == "node."+st.NodeName {
@@ -71,9 +79,7 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 		if len(f.name) > 253 || f.name != "" && !subdomainRe.MatchString(f.name) {
 			c.d.add(false, f.pos, c.res, "metadata.name", "name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (at most 253)")
 		}
-		if f.name != "default" && !strings.HasPrefix(f.name, "node.") {
-			c.d.add(true, f.pos, c.res, "metadata.name", "FelixConfiguration %q is ignored: only \"default\" and \"node.<nodeName>\" apply", f.name)
-		} else if f.name != "default" && st.NodeName != "" && f.name != "node."+st.NodeName {
+		if f.name != "default" && strings.HasPrefix(f.name, "node.") && st.NodeName != "" && f.name != "node."+st.NodeName {
 			c.d.add(true, f.pos, c.res, "metadata.name", "FelixConfiguration %q is for another node; ignored", f.name)
 		}
 		if f.spec == nil {
@@ -86,7 +92,7 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 		c.validateFelixSpec(f.name, f.spec)
 		for _, v := range f.spec.kids {
 			k := v.key
-			if containsStr(felixFields, k) || felixSpecFields[k] == nil {
+			if containsStr(felixFields, k) || felixSpecFields[k] == nil || k == "nodeSelector" {
 				continue
 			}
 			if felixSemantic[k] {
@@ -124,6 +130,84 @@ func (c *conv) settingsFrom(gw *node, felix []felixIn) policy.Settings {
 		}
 	}
 	return st
+}
+
+// selectorLayer picks the selector-scoped FelixConfiguration that applies
+// to node nodeName, as Felix v3.32.1 does (felix/calc/config_batcher.go
+// MergeSelectorConfigs, daemon.go loadSelectorScopedFelixConfig): every
+// FelixConfiguration other than "default" and "node.*" with a nodeSelector
+// that parses and selects the labels of the Node named nodeName; of several,
+// the oldest by creationTimestamp, then the smallest name. A Node without
+// labels (or no Node) gets none, not even from nodeSelector all(): Felix
+// keeps no label map for it. Whatever is skipped is warned about.
+func (c *conv) selectorLayer(nodeName string, felix []felixIn, nodes []nodeIn) (felixIn, bool) {
+	var nd *nodeIn
+	for i := range nodes {
+		if nodes[i].name == nodeName {
+			nd = &nodes[i]
+		}
+	}
+	var matches []felixIn
+	for _, f := range felix {
+		if f.name == "default" || strings.HasPrefix(f.name, "node.") {
+			continue
+		}
+		c.res = kindFelix + "/" + f.name
+		var selN *node
+		if f.spec != nil && f.spec.kind == kMap {
+			selN = f.spec.get("nodeSelector")
+		}
+		text, _ := c.str(selN)
+		if text == "" {
+			c.d.add(true, f.pos, c.res, "spec.nodeSelector", "FelixConfiguration %q has no nodeSelector: Felix ignores it (only \"default\", \"node.<nodeName>\" and configurations with a nodeSelector apply)", f.name)
+			continue
+		}
+		sel, err := selector.Parse(text)
+		if err != nil {
+			c.warnf(selN, "nodeSelector %q does not parse (%v): Felix ignores this FelixConfiguration", text, err)
+			continue
+		}
+		switch {
+		case nodeName == "":
+		case nd == nil:
+			c.warnf(selN, "no Node %q is defined: Felix matches nodeSelector against that Node's labels, so this FelixConfiguration does not apply", nodeName)
+		case len(nd.labels) == 0:
+			c.warnf(selN, "Node %q has no labels: Felix applies no selector-scoped FelixConfiguration to it (not even nodeSelector all())", nodeName)
+		case !sel.Evaluate(nd.labels):
+			c.warnf(selN, "nodeSelector %s does not select Node %q (labels %s): this FelixConfiguration does not apply", text, nodeName, labelString(nd.labels))
+		default:
+			matches = append(matches, f)
+		}
+	}
+	c.res = ""
+	if len(matches) == 0 {
+		return felixIn{}, false
+	}
+	sort.SliceStable(matches, func(i, j int) bool {
+		a, b := matches[i], matches[j]
+		if !a.created.Equal(b.created) {
+			return a.created.Before(b.created)
+		}
+		return a.name < b.name
+	})
+	for _, f := range matches[1:] {
+		c.res = kindFelix + "/" + f.name
+		c.d.add(true, f.pos, c.res, "spec.nodeSelector", "FelixConfiguration %q also selects Node %q: Felix uses only the oldest matching one (by creationTimestamp, then name), %q", f.name, nodeName, matches[0].name)
+	}
+	c.res = ""
+	return matches[0], true
+}
+
+func labelString(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + m[k]
+	}
+	return "{" + strings.Join(keys, ", ") + "}"
 }
 
 // DefaultInterfaceExclude is Felix's default InterfaceExclude: kube-ipvs0.

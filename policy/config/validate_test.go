@@ -152,7 +152,7 @@ var validationCases = []struct {
 	{"kube-admin tier action", "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: kube-admin}\nspec: {defaultAction: Deny}\n", "spec.defaultAction", "The 'kube-admin' tier must have default action 'Pass'"},
 	{"tier defaultAction", "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\nspec: {defaultAction: Allow}\n", "spec.defaultAction", "must be Deny or Pass"},
 	// kinds
-	{"unknown kind", "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: p, namespace: n}\n", "kind", "kind NetworkPolicy is not supported"},
+	{"unknown kind", "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\n", "kind", "kind IPPool is not supported"},
 	{"wrong apiVersion", "apiVersion: v1\nkind: Tier\nmetadata: {name: t}\n", "apiVersion", "apiVersion must be projectcalico.org/v3"},
 	{"namespace on a global resource", "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t, namespace: x}\n", "metadata.namespace", "global resource"},
 	{"List of resources ok", "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicyList\nmetadata: {resourceVersion: \"1\"}\nitems:\n- " + strings.ReplaceAll(strings.TrimSpace(gnp(`{}`)), "\n", "\n  ") + "\n", "", ""},

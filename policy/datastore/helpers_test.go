@@ -59,8 +59,12 @@ func testLog(t *testing.T) *slog.Logger {
 
 func newWatcher(t *testing.T, endpoint, main, cache string) (*Watcher, <-chan *Snapshot) {
 	t.Helper()
+	node := ""
+	if l, _ := config.Load(main); l != nil && l.Policy != nil {
+		node = l.Policy.Settings.NodeName // as config.Load sets Datastore.NodeName
+	}
 	w, err := New(Options{
-		Datastore:   config.Datastore{Endpoints: []string{endpoint}, Prefix: "/calico", CacheFile: cache},
+		Datastore:   config.Datastore{Endpoints: []string{endpoint}, Prefix: "/calico", CacheFile: cache, NodeName: node},
 		MainPath:    main,
 		Quiet:       20 * time.Millisecond,
 		MaxDelay:    200 * time.Millisecond,

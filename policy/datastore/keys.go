@@ -14,18 +14,26 @@ import (
 // their folder in Calico's etcdv3 key layout (libcalico-go
 // backend/model/resource.go), sorted by plural. Policy kinds are handed to
 // the loader; ClusterInformation only carries Calico's ready flag
-// (ready.go).
+// (ready.go). A namespaced kind's keys are <plural>/<namespace>/<name>.
+// Of an Own kind only this gateway's resource is read: the Node named
+// nodeName, at <plural>/<nodeName> (its labels select FelixConfigurations
+// with a nodeSelector; other nodes' Nodes change nothing here).
 var kinds = []struct {
 	Kind, Plural string
 	Policy       bool
+	Namespaced   bool
+	Own          bool
 }{
-	{"ClusterInformation", "clusterinformations", false},
-	{"FelixConfiguration", "felixconfigurations", true},
-	{"GlobalNetworkPolicy", "globalnetworkpolicies", true},
-	{"GlobalNetworkSet", "globalnetworksets", true},
-	{"HostEndpoint", "hostendpoints", true},
-	{"Profile", "profiles", true},
-	{"Tier", "tiers", true},
+	{Kind: "ClusterInformation", Plural: "clusterinformations"},
+	{Kind: "FelixConfiguration", Plural: "felixconfigurations", Policy: true},
+	{Kind: "GlobalNetworkPolicy", Plural: "globalnetworkpolicies", Policy: true},
+	{Kind: "GlobalNetworkSet", Plural: "globalnetworksets", Policy: true},
+	{Kind: "HostEndpoint", Plural: "hostendpoints", Policy: true},
+	{Kind: "NetworkSet", Plural: "networksets", Policy: true, Namespaced: true},
+	{Kind: "Node", Plural: "nodes", Policy: true, Own: true},
+	{Kind: "Profile", Plural: "profiles", Policy: true},
+	{Kind: "StagedGlobalNetworkPolicy", Plural: "stagedglobalnetworkpolicies", Policy: true},
+	{Kind: "Tier", Plural: "tiers", Policy: true},
 }
 
 // isPolicy reports whether kind is handed to the loader.
@@ -38,6 +46,15 @@ func isPolicy(kind string) bool {
 	return false
 }
 
+func isNamespaced(kind string) bool {
+	for _, k := range kinds {
+		if k.Kind == kind {
+			return k.Namespaced
+		}
+	}
+	return false
+}
+
 // ResourcePrefix is the folder of Calico's v3 resources under prefix
 // ("/calico" in Calico): global resources are at
 // ResourcePrefix(prefix)+plural+"/"+name.
@@ -45,7 +62,8 @@ func ResourcePrefix(prefix string) string {
 	return prefix + "/resources/v3/projectcalico.org/"
 }
 
-// Key is where Calico stores the global resource kind/name.
+// Key is where Calico stores the resource kind/name; a namespaced
+// resource's name is "<namespace>/<name>".
 func Key(prefix, kind, name string) (string, error) {
 	for _, k := range kinds {
 		if k.Kind == kind {
@@ -55,20 +73,30 @@ func Key(prefix, kind, name string) (string, error) {
 	return "", fmt.Errorf("kind %q is not one nfgate reads", kind)
 }
 
-// parseKey returns the kind and name of a resource key.
+// parseKey returns the kind and name of a resource key (for a namespaced
+// kind, name is "<namespace>/<name>").
 func parseKey(prefix, key string) (kind, name string, ok bool) {
 	rest, ok := strings.CutPrefix(key, ResourcePrefix(prefix))
 	if !ok {
 		return "", "", false
 	}
 	plural, name, ok := strings.Cut(rest, "/")
-	if !ok || name == "" || strings.Contains(name, "/") {
+	if !ok || name == "" {
 		return "", "", false
 	}
 	for _, k := range kinds {
-		if k.Plural == plural {
-			return k.Kind, name, true
+		if k.Plural != plural {
+			continue
 		}
+		if k.Namespaced {
+			ns, n, ok := strings.Cut(name, "/")
+			if !ok || ns == "" || n == "" || strings.Contains(n, "/") {
+				return "", "", false
+			}
+		} else if strings.Contains(name, "/") {
+			return "", "", false
+		}
+		return k.Kind, name, true
 	}
 	return "", "", false
 }
@@ -140,6 +168,11 @@ func normalise(key, kind, name string, value []byte) ([]byte, *config.Diag) {
 		doc["metadata"] = meta
 	}
 	for _, f := range serverMeta {
+		// A FelixConfiguration's creationTimestamp decides between
+		// selector-scoped ones that select the same node (oldest wins).
+		if f == "creationTimestamp" && kind == "FelixConfiguration" {
+			continue
+		}
 		delete(meta, f)
 	}
 	if ann, ok := meta["annotations"].(map[string]any); ok {
@@ -155,6 +188,18 @@ func normalise(key, kind, name string, value []byte) ([]byte, *config.Diag) {
 		if len(ann) == 0 {
 			delete(meta, "annotations")
 		}
+	}
+	if isNamespaced(kind) {
+		ns, n, _ := strings.Cut(name, "/")
+		switch v := meta["namespace"].(type) {
+		case nil:
+			meta["namespace"] = ns
+		case string:
+			if v != ns {
+				return nil, bad("metadata.namespace", "namespace %q does not match the key's namespace %q", v, ns)
+			}
+		}
+		name = n
 	}
 	switch n := meta["name"].(type) {
 	case nil:
@@ -195,8 +240,9 @@ func newResource(prefix, key string, value []byte, modRev int64) (Resource, bool
 }
 
 // documents returns the resources in key order as loader documents (policy
-// kinds only), and the normalisation problems of all of them.
-func documents(res map[string]Resource) ([]config.Document, []Resource, config.Errors) {
+// kinds only; of Nodes only the one named nodeName), and the normalisation
+// problems of all of them.
+func documents(res map[string]Resource, nodeName string) ([]config.Document, []Resource, config.Errors) {
 	keys := make([]string, 0, len(res))
 	for k := range res {
 		keys = append(keys, k)
@@ -207,6 +253,9 @@ func documents(res map[string]Resource) ([]config.Document, []Resource, config.E
 	var errs config.Errors
 	for _, k := range keys {
 		r := res[k]
+		if r.Kind == "Node" && r.Name != nodeName {
+			continue // another gateway's
+		}
 		list = append(list, r)
 		if r.Err != nil {
 			errs = append(errs, *r.Err)

@@ -56,12 +56,9 @@ func notReady(prefix string, res map[string]Resource) *config.Diag {
 // but nfgate does not load. A list counts their keys so that their presence
 // is logged rather than silently ignored.
 var unreadKinds = []struct{ Kind, Plural, Why string }{
-	{"StagedGlobalNetworkPolicy", "stagedglobalnetworkpolicies",
-		"staged policies enforce nothing, but in Felix one that selects a host endpoint still counts as a policy of that endpoint " +
-			"(felix/rules/endpoints.go: with applyOnForward, forwarded traffic is no longer allowed by default)"},
-	{"NetworkSet", "networksets",
-		"namespaced network sets: Felix matches them with the rule selectors of GlobalNetworkPolicies that have no namespaceSelector " +
-			"(libcalico-go updateprocessors/rules.go getEndpointSelector); nfgate's rule selectors match GlobalNetworkSets and host endpoints only"},
+	{"NetworkPolicy", "networkpolicies",
+		"a namespaced NetworkPolicy selects only endpoints labelled projectcalico.org/namespace with its namespace; Felix applies it " +
+			"(normal chains) to a host endpoint carrying that label, nfgate does not (networkpolicyprocessor.go)"},
 	{"WorkloadEndpoint", "workloadendpoints",
 		"Felix matches workload endpoints' addresses with the rule selectors of GlobalNetworkPolicies; nfgate does not " +
 			"(it never reads workload endpoints, to keep a cluster's workload churn off the gateways)"},

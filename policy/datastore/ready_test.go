@@ -136,19 +136,12 @@ func TestWatchLogsUnreadKinds(t *testing.T) {
 	ctl := srv.NeedCalicoctl(t)
 	ctl.Apply(t, gnpYAML("allow-ssh", 1, 22)+`---
 apiVersion: projectcalico.org/v3
-kind: StagedGlobalNetworkPolicy
-metadata: {name: try-deny}
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: ns1}
 spec:
-  selector: role == 'gateway'
-  applyOnForward: true
-  egress:
+  types: [Ingress]
+  ingress:
   - action: Deny
----
-apiVersion: projectcalico.org/v3
-kind: NetworkSet
-metadata: {name: blocked, namespace: default, labels: {kind: bad}}
-spec:
-  nets: [198.19.0.0/16]
 `)
 	var buf syncBuf
 	w, err := New(Options{Datastore: config.Datastore{Endpoints: []string{srv.Endpoint}}, MainPath: fleetMain(t, "gw1"),
@@ -163,7 +156,7 @@ spec:
 	if !good(s) {
 		t.Fatalf("snapshot rejected: %v", s.Err)
 	}
-	for _, want := range []string{"1 StagedGlobalNetworkPolicy resource(s) are not read by nfgate", "1 NetworkSet resource(s) are not read by nfgate"} {
+	for _, want := range []string{"1 NetworkPolicy resource(s) are not read by nfgate", "projectcalico.org/namespace"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, buf.String())
 		}

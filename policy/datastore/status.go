@@ -164,6 +164,9 @@ func ListStatus(ctx context.Context, cli *clientv3.Client, prefix string) (*Flee
 	ops := []clientv3.Op{clientv3.OpGet(StatusPrefix(prefix), clientv3.WithPrefix())}
 	rp := ResourcePrefix(prefix)
 	for _, k := range kinds {
+		if k.Own {
+			continue // per gateway: not part of the fleet's revision
+		}
 		ops = append(ops, clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly()))
 	}
 	ciKey := rp + "clusterinformations/" + clusterInfoName

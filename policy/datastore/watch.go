@@ -232,7 +232,7 @@ func (w *Watcher) list(ctx context.Context) error {
 	rp := ResourcePrefix(w.opts.Datastore.Prefix)
 	ops := make([]clientv3.Op, 0, len(kinds)+len(unreadKinds))
 	for _, k := range kinds {
-		ops = append(ops, clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix()))
+		ops = append(ops, w.listOp(rp, k.Plural, k.Own))
 	}
 	for _, k := range unreadKinds {
 		ops = append(ops, clientv3.OpGet(rp+k.Plural+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()))
@@ -256,6 +256,24 @@ func (w *Watcher) list(ctx context.Context) error {
 	w.res, w.have, w.rev, w.fromCache = res, true, resp.Header.Revision, false
 	w.count(func(s *Stats) { s.Revision = max(s.Revision, w.rev) })
 	return nil
+}
+
+// listOp reads one kind's folder; for an Own kind only this gateway's key
+// (none without a node name).
+func (w *Watcher) listOp(rp, plural string, own bool) clientv3.Op {
+	if !own {
+		return clientv3.OpGet(rp+plural+"/", clientv3.WithPrefix())
+	}
+	return clientv3.OpGet(rp + plural + "/" + w.ownName())
+}
+
+// ownName is the name of this gateway's own resources (its Node); a name
+// no Calico resource can have when the node name is unknown.
+func (w *Watcher) ownName() string {
+	if n := w.opts.Datastore.NodeName; n != "" {
+		return n
+	}
+	return "/"
 }
 
 // noteUnread logs, when their number changed, the resources of kinds
@@ -311,7 +329,12 @@ func (w *Watcher) watch(ctx context.Context) error {
 	rp := ResourcePrefix(w.opts.Datastore.Prefix)
 	msgs := make(chan watchMsg)
 	for _, k := range kinds {
-		wc := w.cli.Watch(wctx, rp+k.Plural+"/", clientv3.WithPrefix(), clientv3.WithRev(w.rev+1))
+		var wc clientv3.WatchChan
+		if k.Own {
+			wc = w.cli.Watch(wctx, rp+k.Plural+"/"+w.ownName(), clientv3.WithRev(w.rev+1))
+		} else {
+			wc = w.cli.Watch(wctx, rp+k.Plural+"/", clientv3.WithPrefix(), clientv3.WithRev(w.rev+1))
+		}
 		go func() {
 			for r := range wc {
 				select {
@@ -377,7 +400,7 @@ func (w *Watcher) watch(ctx context.Context) error {
 // cache) Calico's ready flag must be true (ready.go); notReady says it is
 // not.
 func (w *Watcher) build(res map[string]Resource, rev int64, fromCache bool, saved time.Time) (s *Snapshot, notReadyFlag bool) {
-	docs, list, errs := documents(res)
+	docs, list, errs := documents(res, w.opts.Datastore.NodeName)
 	if !fromCache {
 		if d := notReady(w.opts.Datastore.Prefix, res); d != nil {
 			notReadyFlag = true

@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -37,6 +38,11 @@ func TestNormalise(t *testing.T) {
 		{"other values of those fields kept", "felixconfigurations/default",
 			`{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"nftablesMode":"Enabled","bpfLogLevel":"Debug","floatingIPs":"Disabled"}}`,
 			`"spec":{"bpfLogLevel":"Debug","nftablesMode":"Enabled"}}`, false},
+		{"namespace filled from the key", "networksets/ns1/partners", `{"kind":"NetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"partners"},"spec":{}}`, `"metadata":{"name":"partners","namespace":"ns1"}`, false},
+		{"namespace differs from the key", "networksets/ns1/partners", `{"kind":"NetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"partners","namespace":"ns2"},"spec":{}}`, `namespace "ns2" does not match the key's namespace "ns1"`, true},
+		{"a FelixConfiguration keeps its creationTimestamp (the oldest selector-scoped one wins)", "felixconfigurations/edge",
+			`{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"edge","uid":"1","creationTimestamp":"2026-12-01T23:33:20Z"},"spec":{"nodeSelector":"all()"}}`,
+			`"metadata":{"creationTimestamp":"2026-12-01T23:33:20Z","name":"edge"}`, false},
 		{"not JSON", "tiers/security", `order: 1`, "value is not a JSON object", true},
 		{"two values", "tiers/security", `{} {}`, "more than one JSON value", true},
 		{"kind under the wrong key", "tiers/partners", gnsJSON, "a GlobalNetworkSet is stored under the key of a Tier", true},
@@ -70,6 +76,8 @@ func TestKeys(t *testing.T) {
 		{"Tier", "/calico/resources/v3/projectcalico.org/tiers/x"},
 		{"FelixConfiguration", "/calico/resources/v3/projectcalico.org/felixconfigurations/x"},
 		{"ClusterInformation", "/calico/resources/v3/projectcalico.org/clusterinformations/x"},
+		{"StagedGlobalNetworkPolicy", "/calico/resources/v3/projectcalico.org/stagedglobalnetworkpolicies/x"},
+		{"Node", "/calico/resources/v3/projectcalico.org/nodes/x"},
 	} {
 		if k, _ := Key("/calico", tc.kind, "x"); k != tc.key {
 			t.Errorf("Key(%s) = %s, want %s", tc.kind, k, tc.key)
@@ -78,7 +86,11 @@ func TestKeys(t *testing.T) {
 			t.Errorf("parseKey(%s) = %s %s %v", tc.key, kind, name, ok)
 		}
 	}
-	for _, k := range []string{pfx + "ippools/x", pfx + "networkpolicies/ns/x", pfx + "hostendpoints/", "/other/resources/v3/projectcalico.org/tiers/x"} {
+	if kind, name, ok := parseKey("/calico", pfx+"networksets/ns1/x"); !ok || kind != "NetworkSet" || name != "ns1/x" {
+		t.Errorf("namespaced key: %s %s %v", kind, name, ok)
+	}
+	for _, k := range []string{pfx + "ippools/x", pfx + "networkpolicies/ns/x", pfx + "hostendpoints/", "/other/resources/v3/projectcalico.org/tiers/x",
+		pfx + "networksets/x", pfx + "networksets/ns1/", pfx + "networksets/ns1/x/y", pfx + "tiers/a/b"} {
 		if _, _, ok := parseKey("/calico", k); ok {
 			t.Errorf("parseKey(%s) accepted a key nfgate does not read", k)
 		}
@@ -122,6 +134,56 @@ func TestWatchReadsCalicoLayout(t *testing.T) {
 	}
 	if len(p.Settings.FailsafeInbound) != 1 {
 		t.Errorf("local failsafe ports lost: %+v", p.Settings.FailsafeInbound)
+	}
+}
+
+// The kinds of issue 11's second round: staged policies, namespaced
+// network sets, and this gateway's Node (only its own key is read and
+// watched: its labels select FelixConfigurations with a nodeSelector).
+func TestWatchReadsStagedNetworkSetsAndOwnNode(t *testing.T) {
+	srv := etcdtest.Start(t, nil)
+	cli := srv.Client(t)
+	etcdtest.InitCalico(t, cli)
+	put(t, cli, pfx+"hostendpoints/gw1-eth0", hepJSON("gw1-eth0", "gw1", "eth0", "198.18.0.1"))
+	put(t, cli, pfx+"stagedglobalnetworkpolicies/try-deny", `{"kind":"StagedGlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"try-deny","uid":"1","creationTimestamp":"2026-12-01T23:33:20Z","labels":{"projectcalico.org/tier":"default"}},"spec":{"stagedAction":"Set","tier":"default","selector":"role == 'gateway'","applyOnForward":true,"egress":[{"action":"Deny","source":{},"destination":{}}],"types":["Egress"]}}`)
+	put(t, cli, pfx+"networksets/ns1/partners", `{"kind":"NetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"partners","namespace":"ns1","uid":"2","creationTimestamp":"2026-12-01T23:33:20Z","labels":{"kind":"partner"}},"spec":{"nets":["198.19.0.0/16"]}}`)
+	put(t, cli, pfx+"felixconfigurations/edge", `{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"edge","uid":"3","creationTimestamp":"2026-12-01T23:33:20Z"},"spec":{"nodeSelector":"site == 'edge'","failsafeOutboundHostPorts":[]}}`)
+	node := func(name, site string) string {
+		return fmt.Sprintf(`{"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":%q,"uid":"4","creationTimestamp":"2026-12-01T23:31:53Z","labels":{"site":%q}},"spec":{"bgp":{"ipv4Address":"198.18.0.1/24"}},"status":{}}`, name, site)
+	}
+	put(t, cli, pfx+"nodes/gw1", node("gw1", "edge"))
+	put(t, cli, pfx+"nodes/gw10", node("gw10", "core")) // shares gw1's key prefix
+
+	_, ch := newWatcher(t, srv.Endpoint, fleetMain(t, "gw1"), "")
+	s := next(t, ch, 10*time.Second, "the first snapshot", func(*Snapshot) bool { return true })
+	if !good(s) {
+		t.Fatalf("first snapshot rejected: %v", s.Err)
+	}
+	p := s.Loaded.Policy
+	if len(p.Policies) != 1 || !p.Policies[0].Staged || !p.Policies[0].ApplyOnForward {
+		t.Errorf("policies: %+v", p.Policies)
+	}
+	if len(p.NetworkSets) != 1 || p.NetworkSets[0].Namespace != "ns1" {
+		t.Errorf("network sets: %+v", p.NetworkSets)
+	}
+	if len(p.Settings.FailsafeOutbound) != 0 {
+		t.Errorf("FelixConfiguration edge (nodeSelector site == 'edge', Node gw1 site=edge) not applied: %+v", p.Settings.FailsafeOutbound)
+	}
+	for _, r := range s.Resources {
+		if r.Kind == "Node" && r.Name != "gw1" {
+			t.Errorf("another gateway's Node read: %s", r.Key)
+		}
+	}
+	// Another node's Node changes nothing; this one's labels do.
+	put(t, cli, pfx+"nodes/gw10", node("gw10", "edge"))
+	put(t, cli, pfx+"nodes/gw1", node("gw1", "core"))
+	s = next(t, ch, 10*time.Second, "the default failsafes back", func(s *Snapshot) bool {
+		return good(s) && len(s.Loaded.Policy.Settings.FailsafeOutbound) == len(policy.DefaultFailsafeOutbound())
+	})
+	for _, r := range s.Resources {
+		if r.Kind == "Node" && r.Name != "gw1" {
+			t.Errorf("another gateway's Node read: %s", r.Key)
+		}
 	}
 }
 

@@ -210,7 +210,8 @@ func (o *Oracle) positive(e *policy.EntityRule) *selector.Selector {
 }
 
 // selected reports whether addr belongs to a host endpoint (its expectedIPs)
-// or a global network set (its nets) whose labels satisfy pred.
+// or a network set, global or namespaced (its nets), whose labels satisfy
+// pred.
 func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool {
 	for i, h := range o.allHosts() {
 		if !pred(o.labels(i, h)) {
@@ -224,7 +225,7 @@ func (o *Oracle) selected(addr netip.Addr, pred func(selector.Labels) bool) bool
 	}
 	for i := range o.cfg.NetworkSets {
 		ns := &o.cfg.NetworkSets[i]
-		if !pred(ns.Labels) {
+		if !pred(policy.NetworkSetLabels(o.cfg, ns)) {
 			continue
 		}
 		for _, n := range ns.Nets {
@@ -286,10 +287,14 @@ func (o *Oracle) evalTiers(pl *policy.Plan, dir policy.Dir, pkt *classify.Packet
 		if len(pols) == 0 {
 			continue
 		}
-		passed := false
+		passed, enforced := false, false
 	policies:
 		for _, pi := range pols {
 			pol := &o.cfg.Policies[pi]
+			if pol.Staged {
+				continue // a staged policy's chain is never jumped to
+			}
+			enforced = true
 			rules := pol.Ingress
 			if dir == policy.Egress {
 				rules = pol.Egress
@@ -316,7 +321,9 @@ func (o *Oracle) evalTiers(pl *policy.Plan, dir policy.Dir, pkt *classify.Packet
 				}
 			}
 		}
-		if !passed && defaultDrop && t.DefaultAction != policy.TierPass {
+		// Felix drops at the end of a tier only when one of its policies
+		// in this direction is not staged.
+		if !passed && enforced && defaultDrop && t.DefaultAction != policy.TierPass {
 			d := dec(policy.Drop, policy.ReasonEndOfTier, ep)
 			d.Tier, d.Logged = t.Tier, logged
 			return deny, d
