@@ -114,7 +114,7 @@ var (
 	dLastRe    = desc("last_reload_rechecked_flows", "Flows marked for re-check by the last good reload.")
 	dCut       = desc("reload_cut_flows_total", "Re-checked flows the new policy denied (dropped and their conntrack entries deleted).")
 	dCutErr    = desc("reload_cut_errors_total", "Conntrack deletions of cut flows that failed or were skipped.")
-	dTraceDrop = desc("trace_dropped_total", "Verdict-trace records dropped because the trace buffer was full.")
+	dTraceDrop = desc("trace_dropped_total", "Verdict-trace records not written: the trace buffer was full, or a write failed.")
 	dTraceW    = desc("trace_written_total", "Verdict-trace lines written.")
 	dTraceErr  = desc("trace_errors_total", "Failed trace writes, flushes and reopens.")
 	dQWait     = desc("queue_waiting_packets", "Packets waiting in the kernel queue for nfgate (nfnetlink_queue queue_total).", "queue", "stage")
@@ -238,9 +238,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dCut, s.Cut.Load())
 	counter(dCutErr, s.CutErr.Load())
 
-	counter(dTraceDrop, s.TraceDrops.Load())
+	if c.o.Trace == nil {
+		counter(dTraceDrop, s.TraceDrops.Load())
+	}
 	if c.o.Trace != nil {
 		t := c.o.Trace()
+		counter(dTraceDrop, t.Dropped) // buffer full and failed writes
 		counter(dTraceW, t.Written)
 		counter(dTraceErr, t.Errors)
 	}
