@@ -80,6 +80,7 @@ type ReloadEvent struct {
 	Rechecked int       // existing flows re-evaluated against the new policy
 	Cut       int       // existing flows cut because the new policy denies them
 	Files     []string  // configuration files read
+	Warnings  []string  // the reload went live, degraded (re-check incomplete)
 }
 
 // Stats counts what happened to records since Open. Written + Dropped is
