@@ -45,6 +45,26 @@ func LoadBytes(name string, data []byte) (*Loaded, error) {
 	return load(memSource{filepath.Clean(name): data}, name)
 }
 
+// LoadFiles loads a configuration held in memory as several files: files
+// maps each file's path, as Loaded.Files recorded it, to its bytes, and
+// main is the main file's path. Includes and globs resolve among these
+// files only. (nfgate run starts from such a copy, its last good
+// configuration, when the files on disk are rejected.)
+func LoadFiles(main string, files map[string][]byte) (*Loaded, error) {
+	m := memSource{}
+	for k, v := range files {
+		m[filepath.Clean(k)] = v
+	}
+	return load(m, main)
+}
+
+// ReadFile reads a configuration file the way Load does: a regular file
+// (symbolic links followed) of at most MaxFileBytes, never blocking.
+func ReadFile(name string) ([]byte, error) { return readRegular(name, MaxFileBytes) }
+
+// ReadFileMax is ReadFile with another size limit.
+func ReadFileMax(name string, max int64) ([]byte, error) { return readRegular(name, max) }
+
 // source is where files come from.
 type source interface {
 	ReadFile(name string) ([]byte, error)
