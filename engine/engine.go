@@ -115,6 +115,9 @@ type Stats struct {
 	HookRepairs   atomic.Uint64
 	HookCheckErrs atomic.Uint64
 	RecheckErrs   atomic.Uint64
+	// RoutingHeader0 counts IPv6 packets with a type 0 routing header
+	// dropped on policed interfaces (also counted in Malformed).
+	RoutingHeader0 atomic.Uint64
 	// Verdicts counts decisions by stage, verdict and reason (deny-cache
 	// answers included); Latency/LatencySum time decide (counters.go).
 	Verdicts   [numStages][NumVerdicts][NumReasons]atomic.Uint64
@@ -146,6 +149,8 @@ type StatsView struct {
 	HookRepairs   uint64 `json:"hook_repairs"`
 	HookCheckErrs uint64 `json:"hook_check_errors"`
 	RecheckErrs   uint64 `json:"recheck_errors"`
+	// RoutingHeader0: IPv6 type 0 routing headers dropped (nfgate extension).
+	RoutingHeader0 uint64 `json:"routing_header_0"`
 }
 
 // New checks the runtime settings and returns an engine with no policy yet.
@@ -233,6 +238,7 @@ func (e *Engine) Snapshot() StatsView {
 	v.HookRepairs = s.HookRepairs.Load()
 	v.HookCheckErrs = s.HookCheckErrs.Load()
 	v.RecheckErrs = s.RecheckErrs.Load()
+	v.RoutingHeader0 = s.RoutingHeader0.Load()
 	return v
 }
 

@@ -129,6 +129,9 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	switch {
 	case d.Reason == policy.ReasonMalformed:
 		e.stats.Malformed.Add(1)
+		if pkt.Reason == classify.ReasonRoutingHeader0 {
+			e.stats.RoutingHeader0.Add(1)
+		}
 		note = pkt.Reason.String()
 	case !policed:
 	default:
