@@ -123,11 +123,15 @@ var (
 	dQBound    = desc("queue_bound", "1 if the kernel lists a listener on the queue, else 0.", "queue", "stage")
 	dReader    = desc("reader_packets_total", "Packets handled by each queue reader.", "queue", "stage")
 	dQErr      = desc("queue_table_errors_total", "Failed reads of the kernel queue table.")
+	dHookFix   = desc("hook_repairs_total", "Times the kernel hooks had been changed by someone else and were reinstalled.")
+	dHookErr   = desc("hook_check_errors_total", "Failed checks or reinstalls of the kernel hooks.")
+	dRecErr    = desc("reload_recheck_errors_total", "Reloads that went live but could not mark every existing flow for re-check (degraded).")
+	dRH0       = desc("routing_header0_dropped_total", "IPv6 packets with a type 0 routing header dropped on policed interfaces (nfgate extension; also in malformed_packets_total).")
 )
 
 var allDescs = []*prometheus.Desc{dBuild, dVerdicts, dQueued, dRuleHits, dLatency, dDenyHits, dDenyLen, dDenyCap,
 	dDenyEvict, dMalformed, dDeadline, dVerdErr, dReloads, dLastOK, dLastAt, dGen, dPolicy, dRecheck, dLastRe, dCut,
-	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr}
+	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0}
 
 type collector struct {
 	o       Options
@@ -237,6 +241,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRecheck, s.Rechecked.Load())
 	counter(dCut, s.Cut.Load())
 	counter(dCutErr, s.CutErr.Load())
+	counter(dHookFix, s.HookRepairs.Load())
+	counter(dHookErr, s.HookCheckErrs.Load())
+	counter(dRecErr, s.RecheckErrs.Load())
+	counter(dRH0, s.RoutingHeader0.Load())
 
 	if c.o.Trace == nil {
 		counter(dTraceDrop, s.TraceDrops.Load())
