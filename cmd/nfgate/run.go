@@ -308,7 +308,9 @@ func runMain(args []string) int {
 	if c, err := ctnl.Dial(); err != nil {
 		log.Warn("ctnetlink unavailable: reloads will not re-check existing flows", "err", err)
 	} else {
-		defer c.Close()
+		// Not waited for: a re-check in progress holds the connection,
+		// and stopping must take less than a second.
+		defer closeWithin(50*time.Millisecond, func() { c.Close() })
 		ct = ctAdapter{c}
 	}
 	deny := denycache.New(rt.DenyCacheSize, rt.DenyCacheTTL, time.Now)
@@ -322,7 +324,7 @@ func runMain(args []string) int {
 			return 1
 		}
 		tw.SetLogger(log)
-		defer closeWithin(time.Second, func() { tw.Close() })
+		defer closeWithin(300*time.Millisecond, func() { tw.Close() })
 		tracer = engine.TracerOf(tw)
 	}
 	e, err := engine.New(engine.Options{Runtime: rt, Hooks: hooks, Links: engine.LinksOf(lt), Conntrack: ct,
@@ -631,9 +633,9 @@ func runMain(args []string) int {
 				cancel()
 				select {
 				case <-runErr:
-				case <-time.After(500 * time.Millisecond):
+				case <-time.After(400 * time.Millisecond):
 				}
-				closeWithin(200*time.Millisecond, writeStats)
+				closeWithin(100*time.Millisecond, writeStats)
 				return 0
 			}
 		}
