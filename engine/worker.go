@@ -62,11 +62,13 @@ func (w *worker) handle(p *Packet) {
 		if w.tsnap != nil {
 			w.trace(w.tsnap, p, w.td, "deadline", true)
 		}
+		w.tsnap = nil
 		return
 	}
 	if w.tsnap != nil {
 		w.trace(w.tsnap, p, w.td, w.tnote, false)
 	}
+	w.tsnap = nil // an idle reader must not keep an old generation alive
 	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
 		e.stats.VerdictErr.Add(1)
 	}

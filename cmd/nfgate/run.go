@@ -258,7 +258,9 @@ func runMain(args []string) int {
 
 	// The policy: the local files, or in fleet mode (a [datastore] table)
 	// the local files with the resources in etcd (fleet.go).
+	restoreGC := tightGC() // (initialPolicy may read the files twice)
 	fl, loaded, rt, errs, files := initialPolicy(ctx, *cfgPath, *dsWait, sigs, log)
+	restoreGC()
 	var startErrs []string // the configuration was rejected; loaded is the last good one
 	var lastGoodNote string
 	if loaded == nil && fl == nil && *lastGoodPath != "" && !fleetConfig(*cfgPath) {
