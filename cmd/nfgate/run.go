@@ -284,6 +284,9 @@ func runMain(args []string) int {
 		}
 		log.Error("configuration rejected", "files", files)
 		sd.status("configuration rejected: " + firstLine(errs))
+		if fleetConfig(*cfgPath) {
+			return 1 // the datastore may come back: systemd retries
+		}
 		return exitConfig
 	}
 	if fl != nil {

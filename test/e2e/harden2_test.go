@@ -214,11 +214,24 @@ traceFile = "`+traceFile+`"
 	send(50)
 	time.Sleep(1500 * time.Millisecond)
 	c.is("the recovery is logged", strings.Contains(log.String(), "trace writes work again"), true)
-	st1 := rawStats(d)
-	content := inNS("cat", traceFile)
-	st2 := rawStats(d)
-	tr1, _ := st1["trace"].(map[string]any)
-	tr2, _ := st2["trace"].(map[string]any)
+	// The stats file is rewritten every second, and other traffic (IPv6
+	// router solicitations, MLD) adds trace lines at any time: compare the
+	// file with two fresh snapshots taken on both sides of reading it, and
+	// read again until they agree.
+	var content string
+	var tr1, tr2 map[string]any
+	for try := 0; try < 10; try++ {
+		d.Stats() // waits for a fresh write
+		st1 := rawStats(d)
+		content = inNS("cat", traceFile)
+		d.Stats()
+		st2 := rawStats(d)
+		tr1, _ = st1["trace"].(map[string]any)
+		tr2, _ = st2["trace"].(map[string]any)
+		if fmt.Sprint(tr1) == fmt.Sprint(tr2) {
+			break
+		}
+	}
 	verdicts, dropped, torn := 0, uint64(0), 0
 	sc := bufio.NewScanner(strings.NewReader(content))
 	for sc.Scan() {
