@@ -72,6 +72,8 @@ type daemon struct {
 	log   *syncBuf
 	cmd   *exec.Cmd
 	extra []string
+	// startLimit is how long start waits for the first policy (15 s).
+	startLimit time.Duration
 }
 
 type stats struct {
@@ -107,6 +109,11 @@ func startDaemon(t *testing.T, lab *netlab.Lab, cfg, engineExtra string, args ..
 	d.write(cfg + engineTOML(dir, engineExtra))
 	d.start()
 	t.Cleanup(func() {
+		// Before t.TempDir's removal (cleanups run last first): a daemon
+		// still writing its stats file there made the removal fail.
+		if d.cmd != nil && d.cmd.ProcessState == nil {
+			netlab.Stop(d.cmd, unix.SIGTERM, 5*time.Second)
+		}
 		if t.Failed() {
 			t.Logf("nfgate log:\n%s", d.log.String())
 		}
@@ -125,7 +132,11 @@ func (d *daemon) start() {
 	d.t.Helper()
 	os.Remove(d.stats)
 	d.cmd = d.lab.Start(netlab.GW, d.log, nfgateBin, append([]string{"run", "--config", d.cfg, "--stats", d.stats}, d.extra...)...)
-	deadline := time.Now().Add(15 * time.Second)
+	limit := d.startLimit
+	if limit == 0 {
+		limit = 15 * time.Second
+	}
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if s, ok := d.read(); ok && s.Gen >= 1 {
 			time.Sleep(100 * time.Millisecond)

@@ -414,8 +414,14 @@ func TestMemoryPer100kRules(t *testing.T) {
 	lab := netlab.NewGateway(t)
 	netlab.EchoServer(lab.Listen(netlab.Maint, "tcp", ":1000"))
 	cfg := bigPolicy(100000)
+	// A small configuration first, then the big one with a start limit
+	// that allows for a loaded machine.
+	d := startDaemon(t, lab, fmt.Sprintf(maintTwoPorts, "22"), "")
+	sigterm(t, d)
+	d.write(cfg + engineTOML(d.dir, ""))
+	d.startLimit = 90 * time.Second
 	t0 := time.Now()
-	d := startDaemon(t, lab, cfg, "")
+	d.start()
 	pid := d.cmd.Process.Pid
 	start := time.Since(t0)
 	hwm0, rss0 := procField(pid, "VmHWM"), procField(pid, "VmRSS")
