@@ -305,7 +305,9 @@ func TestMalformedPacketsInNamespace(t *testing.T) {
 	traceLines := func() []map[string]any {
 		var out []map[string]any
 		for _, r := range d.Trace() {
-			if r["type"] == "verdict" && r["stage"] == "input" {
+			// (ICMPv6 the client's stack sends by itself, neighbour
+			// discovery and MLD, is queued at any time: no case sends it.)
+			if r["type"] == "verdict" && r["stage"] == "input" && r["proto"] != "icmpv6" {
 				out = append(out, r)
 			}
 		}
