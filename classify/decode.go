@@ -200,6 +200,11 @@ func (d *Decoder) decode6(b []byte, p *Packet) {
 				p.malformed(ReasonTruncatedExtHeader)
 				return
 			}
+			if nh == nhRouting && rest[2] == 0 {
+				// Type 0, whatever its segments left (RFC 5095).
+				p.malformed(ReasonRoutingHeader0)
+				return
+			}
 			if d.ext.DecodeFromBytes(rest, nilDF) != nil {
 				p.malformed(ReasonDecodeError)
 				return

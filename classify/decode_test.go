@@ -168,6 +168,13 @@ var fixtures = []fixture{
 		3c 00 fd 00 00000000  # routing: next destination options, 8 bytes, type 253
 		06 00 01 04 00000000  # destination options: next TCP, 8 bytes, PadN`), tcpSYN),
 		ok6(ProtoTCP).length(84).ports(54321, 80).flags(TCPFlagSYN)},
+	{"v6/routing-header-0", cat(v6(60, 0), pkt(`
+		2b 00 01 04 00000000  # hop-by-hop: next routing, 8 bytes, PadN
+		3c 02 00 01 00000000 20010db8000000000000000000000001 20010db8000000000000000000000002 # routing type 0, 1 segment left
+		06 00 01 04 00000000`), tcpSYN),
+		ok6(nhRouting).length(100).class(Malformed, ReasonRoutingHeader0)},
+	{"v6/routing-header-0-no-segments-left", cat(v6(44, nhRouting), pkt(`06 02 00 00 00000000 20010db8000000000000000000000001 20010db8000000000000000000000002`), tcpSYN),
+		ok6(nhRouting).length(84).class(Malformed, ReasonRoutingHeader0)},
 	{"v6/long-dest-opts", cat(v6(28, nhDestOpts), pkt(`11 01 01 0c 000000000000000000000000 # dest opts: next UDP, 16 bytes`), udpDNS),
 		ok6(ProtoUDP).length(68).ports(49152, 53)},
 	{"v6/ah", cat(v6(36, nhAH), pkt(`11 04 0000 00000100 00000001 000000000000000000000000 # AH: next UDP, (4+2)*4 = 24 bytes`), udpDNS),

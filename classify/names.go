@@ -24,6 +24,7 @@ var reasonNames = [...]string{
 	ReasonTooManyExtHeaders:  "too-many-ext-headers",
 	ReasonBadUDPLength:       "bad-udp-length",
 	ReasonDecodeError:        "decode-error",
+	ReasonRoutingHeader0:     "routing-header-0",
 }
 
 // String returns a short constant name for logs and counters.

@@ -73,6 +73,11 @@ const (
 	ReasonTooManyExtHeaders
 	ReasonBadUDPLength
 	ReasonDecodeError
+	// ReasonRoutingHeader0: an IPv6 type 0 routing header (deprecated by
+	// RFC 5095 for amplification and filter evasion). nfgate treats it as
+	// malformed, so policed interfaces drop it whatever the policy says,
+	// as most firewalls do; an nfgate extension (Calico does not look).
+	ReasonRoutingHeader0
 )
 
 // Packet is the decoded view of one packet. It is a plain value: it holds no

@@ -58,7 +58,7 @@ func (t traceAdapter) Decision(r *TraceRecord) bool {
 
 func (t traceAdapter) Reload(ev ReloadInfo) {
 	t.w.Reload(trace.ReloadEvent{Time: ev.Time, Gen: ev.Gen, Hash: ev.Hash, OK: ev.OK, Errors: ev.Errors,
-		Rechecked: ev.Rechecked, Cut: ev.Cut, Files: ev.Files})
+		Rechecked: ev.Rechecked, Cut: ev.Cut, Files: ev.Files, Warnings: ev.Warnings})
 }
 
 type linksAdapter struct{ t *links.Table }

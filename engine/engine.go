@@ -51,6 +51,9 @@ type Options struct {
 	Now       func() time.Time
 	// NewDecoder makes one packet decoder per queue reader (default classify.Decoder).
 	NewDecoder func() Decoder
+	// HookCheck is the period of the check that the kernel still holds
+	// nfgate's hooks (heal.go): 0 means DefaultHookCheck, < 0 none.
+	HookCheck time.Duration
 }
 
 // snapshot is one generation of everything a worker reads.
@@ -106,6 +109,15 @@ type Stats struct {
 	Reloads    atomic.Uint64
 	ReloadErrs atomic.Uint64
 	Panics     atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
+	// HookRepairs counts reinstalls of hooks someone else changed;
+	// HookCheckErrs failed checks (heal.go). RecheckErrs counts reloads
+	// whose re-check of existing flows failed (the reload is degraded).
+	HookRepairs   atomic.Uint64
+	HookCheckErrs atomic.Uint64
+	RecheckErrs   atomic.Uint64
+	// RoutingHeader0 counts IPv6 packets with a type 0 routing header
+	// dropped on policed interfaces (also counted in Malformed).
+	RoutingHeader0 atomic.Uint64
 	// Verdicts counts decisions by stage, verdict and reason (deny-cache
 	// answers included); Latency/LatencySum time decide (counters.go).
 	Verdicts   [numStages][NumVerdicts][NumReasons]atomic.Uint64
@@ -133,6 +145,12 @@ type StatsView struct {
 	Reloads    uint64            `json:"reloads"`
 	ReloadErrs uint64            `json:"reload_errors"`
 	Panics     uint64            `json:"panics"`
+	// HookRepairs: hooks someone else changed, reinstalled.
+	HookRepairs   uint64 `json:"hook_repairs"`
+	HookCheckErrs uint64 `json:"hook_check_errors"`
+	RecheckErrs   uint64 `json:"recheck_errors"`
+	// RoutingHeader0: IPv6 type 0 routing headers dropped (nfgate extension).
+	RoutingHeader0 uint64 `json:"routing_header_0"`
 }
 
 // New checks the runtime settings and returns an engine with no policy yet.
@@ -217,6 +235,10 @@ func (e *Engine) Snapshot() StatsView {
 	v.Reloads = s.Reloads.Load()
 	v.ReloadErrs = s.ReloadErrs.Load()
 	v.Panics = s.Panics.Load()
+	v.HookRepairs = s.HookRepairs.Load()
+	v.HookCheckErrs = s.HookCheckErrs.Load()
+	v.RecheckErrs = s.RecheckErrs.Load()
+	v.RoutingHeader0 = s.RoutingHeader0.Load()
 	return v
 }
 
@@ -271,6 +293,10 @@ func (e *Engine) waitWorkers(max time.Duration) {
 type ReloadResult struct {
 	Gen       uint64
 	Rechecked int
+	// RecheckErr: the new policy is live, but existing flows could not
+	// all be marked for re-check (the reload is degraded: some flows keep
+	// the old policy's verdict).
+	RecheckErr error
 	// Where the swap's time went: deriving and installing the hooks, waiting
 	// for in-flight answers, and marking existing flows for re-check.
 	Hooks, Wait, Recheck time.Duration
@@ -310,7 +336,8 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 			res.Rechecked = n
 			e.stats.Rechecked.Add(uint64(n))
 			if err != nil {
-				e.log.Warn("re-check of existing flows incomplete", "err", err, "rechecked", n)
+				res.RecheckErr = err
+				e.stats.RecheckErrs.Add(1)
 			}
 		}
 		res.Recheck = time.Since(t2)
@@ -334,9 +361,16 @@ func (e *Engine) Reload(l *Loaded, errs []string, files []string) (ReloadResult,
 	}
 	gen, hash := e.Gen()
 	ev := ReloadInfo{Time: e.now(), Gen: gen, Hash: hash, OK: err == nil, Errors: errs, Rechecked: res.Rechecked, Files: files}
+	if err == nil && res.RecheckErr != nil {
+		ev.Warnings = []string{"re-check of existing flows incomplete: " + res.RecheckErr.Error()}
+	}
 	if err != nil {
 		e.stats.ReloadErrs.Add(1)
 		e.log.Error("reload failed, previous policy stays live", "gen", gen, "errors", errs)
+	} else if res.RecheckErr != nil {
+		e.stats.Reloads.Add(1)
+		e.log.Error("policy live, but DEGRADED: re-check of existing flows incomplete; flows it missed keep their old verdict",
+			"gen", gen, "hash", hash, "err", res.RecheckErr, "rechecked", res.Rechecked)
 	} else {
 		e.stats.Reloads.Add(1)
 		e.log.Info("policy live", "gen", gen, "hash", hash, "rechecked", res.Rechecked,
@@ -398,10 +432,11 @@ func (e *Engine) Run(ctx context.Context, queues []Queue) error {
 			}
 		}()
 	}
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); e.watchdog(ctx) }()
 	go func() { defer wg.Done(); e.cutter(ctx) }()
 	go func() { defer wg.Done(); e.watchLinks(ctx) }()
+	go func() { defer wg.Done(); e.healHooks(ctx) }()
 	wg.Wait()
 	select {
 	case err := <-errc:

@@ -205,6 +205,11 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 	restore := "-j CONNMARK --restore-mark --nfmask " + persist + " --ctmask " + persist
 	passRule := markIs(m.Pass, m.Pass) + " -g NFGATE-PASS"
 	passChain := Chain{Name: "NFGATE-PASS", Rules: []string{"-j MARK --set-xmark 0x0/" + hex(m.Pass)}}
+	// In mangle and filter, NONE is a decision too: a flow marked for
+	// re-check that the stage hands to the host's rules is re-checked, and
+	// its later packets must not be queued again.
+	ctPassChain := Chain{Name: "NFGATE-PASS", Rules: []string{"-j MARK --set-xmark 0x0/" + hex(m.Pass),
+		"-j CONNMARK --set-xmark 0x0/" + hex(m.Recheck)}}
 	// Conntrack rules of a tracked policed chain (Calico's, plus re-check).
 	ct := []string{
 		"-m conntrack --ctstate RELATED -j ACCEPT",
@@ -224,6 +229,21 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			r += " --queue-bypass"
 		}
 		return r
+	}
+	// trackedQueue is the end of a tracked stage's chain. In failure mode
+	// open the flow is first marked for re-check in the connmark: if no
+	// reader answers (daemon absent: --queue-bypass; queue full: the
+	// kernel's fail-open), the packet passes undecided, and the mark makes
+	// the flow's next packet queued again, so once the daemon is back it
+	// decides the flow (a flow admitted while nfgate was down used to
+	// survive restarts and reloads). A decided packet never reaches this
+	// rule (the decision's rules come first), and its save rule replaces
+	// the connmark bits.
+	trackedQueue := func(s policy.Stage) []string {
+		if !p.FailOpen {
+			return []string{queue(s)}
+		}
+		return []string{"-j CONNMARK --set-xmark " + hex(m.Recheck) + "/" + hex(m.Recheck), queue(s)}
 	}
 	fsIn := failsafeRules(p.FailsafeIn, family, false, false)
 	fsOut := failsafeRules(p.FailsafeOut, family, true, false)
@@ -283,17 +303,17 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			prec.Rules = append(prec.Rules,
 				markIs(m.PreDone, m.PreDone)+" "+save,
 				markIs(m.PreDone|m.Accepted, m.PreDone|m.Accepted)+" -j ACCEPT",
-				markIs(m.PreDone, m.PreDone)+" -j RETURN",
-				queue(policy.StagePreDNAT))
+				markIs(m.PreDone, m.PreDone)+" -j RETURN")
+			prec.Rules = append(prec.Rules, trackedQueue(policy.StagePreDNAT)...)
 		}
 		if !p.Filter.Empty() {
 			post.Rules = append(post.Rules, passRule,
 				"-m conntrack ! --ctstate DNAT -j RETURN",
 				"-m addrtype ! --src-type LOCAL -j RETURN")
 			post.Rules = append(post.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, "", save, queue(policy.StageOutput))
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, "", save, trackedQueue(policy.StageOutput))
 		}
-		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, passChain, prec, outc}, Jumps: OwnedJumps["mangle"]})
+		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, ctPassChain, prec, outc}, Jumps: OwnedJumps["mangle"]})
 	}
 
 	// filter: input, forward, output.
@@ -307,11 +327,11 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 		if !p.Filter.Empty() {
 			in.Rules = append(in.Rules, passRule)
 			in.Rules = append(in.Rules, dispatch(p.Filter, "-i", "NFGATE-IN")...)
-			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, rejectTarget(p.Reject), save, queue(policy.StageInput))
+			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, rejectTarget(p.Reject), save, trackedQueue(policy.StageInput))
 
 			out.Rules = append(out.Rules, passRule, "-m conntrack --ctstate DNAT -j RETURN")
 			out.Rules = append(out.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, rejectTarget(p.Reject), save, queue(policy.StageOutput))
+			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, rejectTarget(p.Reject), save, trackedQueue(policy.StageOutput))
 
 			fwd.Rules = append(fwd.Rules, passRule)
 			fwd.Rules = append(fwd.Rules, dispatchForward(p.Filter, "NFGATE-FWD")...)
@@ -320,10 +340,10 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			fwdc.Rules = append(fwdc.Rules,
 				markIs(m.FwdDone(), m.FwdDone())+" "+save,
 				markIs(m.FwdDone()|m.FwdAccept(), m.FwdDone()|m.FwdAccept())+" -j ACCEPT",
-				markIs(m.FwdDone(), m.FwdDone())+" -j RETURN",
-				queue(policy.StageForward))
+				markIs(m.FwdDone(), m.FwdDone())+" -j RETURN")
+			fwdc.Rules = append(fwdc.Rules, trackedQueue(policy.StageForward)...)
 		}
-		rs.Tables = append(rs.Tables, Table{Name: "filter", Chains: []Chain{in, fwd, out, passChain, inc, fwdc, outc}, Jumps: OwnedJumps["filter"]})
+		rs.Tables = append(rs.Tables, Table{Name: "filter", Chains: []Chain{in, fwd, out, ctPassChain, inc, fwdc, outc}, Jumps: OwnedJumps["filter"]})
 	}
 	return &rs
 }
@@ -342,7 +362,7 @@ func rejectTarget(reject bool) string {
 
 // localChain is the policed chain of the input or output stage. reject is
 // the target for the Reject bit ("" in mangle, where denies never carry it).
-func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject string, save, queue string) []string {
+func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject string, save string, queue []string) []string {
 	r := []string{markIs(m.Accepted, m.Accepted) + " -j ACCEPT"}
 	r = append(r, ct...)
 	r = append(r, failsafe...)
@@ -351,9 +371,8 @@ func localChain(p *HookPlan, m Marks, ct, failsafe []string, done uint32, reject
 	}
 	r = append(r,
 		markIs(done, done)+" "+save,
-		markIs(done, done)+" -j ACCEPT",
-		queue)
-	return r
+		markIs(done, done)+" -j ACCEPT")
+	return append(r, queue...)
 }
 
 func dispatch(d Dispatch, flag, target string) []string {

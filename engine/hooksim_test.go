@@ -167,6 +167,13 @@ func simChain(t *testing.T, tb map[string][]string, chain string, p *simPkt, dep
 			v, m := parseMark(opt("--set-xmark"))
 			p.mark = p.mark&^m ^ v
 		case "CONNMARK":
+			if x := opt("--set-xmark"); x != "" {
+				if p.connmark != nil {
+					v, m := parseMark(x)
+					*p.connmark = *p.connmark&^m ^ v
+				}
+				continue
+			}
 			nf, _ := strconv.ParseUint(opt("--nfmask"), 0, 32)
 			ctm, _ := strconv.ParseUint(opt("--ctmask"), 0, 32)
 			if p.connmark == nil {
@@ -404,6 +411,95 @@ func TestRulesStayInsideTheMask(t *testing.T) {
 							}
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestFailOpenBypassedFlowIsDecidedLater: in failure mode open, a flow
+// whose first packet passed undecided (no reader: --queue-bypass, or the
+// kernel's fail-open on a full queue) carries Recheck in its connmark, so
+// once the daemon is back its next packet is queued and decided; after the
+// decision the flow's packets stay in the kernel. Before, such a flow had
+// no nfgate bits: ESTABLISHED accepted it for ever, restarts and reloads
+// never looked at it (issue 13, case 3). In closed mode nothing passes
+// undecided, and no such rule exists.
+func TestFailOpenBypassedFlowIsDecidedLater(t *testing.T) {
+	for _, open := range []bool{true, false} {
+		plan := simPlan(false, open)
+		tabs := simLoad(engine.Render(plan, 4))
+		m := plan.Marks
+		for _, h := range simHooks {
+			if h.st == policy.StageUntracked {
+				continue // per packet: nothing to remember
+			}
+			p := newSimPkt(h)
+			if res := simHook(t, tabs, h.table, h.chain, p); !strings.HasPrefix(res, "QUEUE:") {
+				t.Fatalf("%s: first packet: %s, want it queued", h.name, res)
+			}
+			// No reader: the kernel passes the packet (open) or drops it.
+			if !open {
+				if *p.connmark != 0 {
+					t.Errorf("%s, closed: connmark %#x set before the queue", h.name, *p.connmark)
+				}
+				continue
+			}
+			if *p.connmark&m.Recheck == 0 {
+				t.Errorf("%s: a packet passed by the queue bypass leaves connmark %#x without Recheck", h.name, *p.connmark)
+				continue
+			}
+			next := func() *simPkt {
+				q := newSimPkt(h)
+				q.ct, q.connmark = "ESTABLISHED", p.connmark
+				if h.local {
+					simHook(t, tabs, "mangle", "OUTPUT", q)
+				} else if h.st != policy.StagePreDNAT {
+					simHook(t, tabs, "mangle", "PREROUTING", q)
+				}
+				return q
+			}
+			got, n := deliver(t, tabs, h, next(), func(mark uint32) (engine.Action, uint32) {
+				return engine.VerdictFor(m, h.st, h.hook, policy.Accept, false, mark)
+			})
+			if n != 1 || got != "ACCEPT" {
+				t.Errorf("%s: the bypassed flow's next packet, daemon back: %s after %d queueings, want ACCEPT after 1", h.name, got, n)
+			}
+			got, n = deliver(t, tabs, h, next(), func(mark uint32) (engine.Action, uint32) {
+				return engine.VerdictFor(m, h.st, h.hook, policy.Accept, false, mark)
+			})
+			if n != 0 || got != "ACCEPT" {
+				t.Errorf("%s: the packet after the decision: %s after %d queueings, want ACCEPT in the kernel", h.name, got, n)
+			}
+		}
+	}
+}
+
+// TestNoneEndsARecheck: a re-checked flow that a local stage hands to the
+// host's rules (NONE) is not queued again on its next packet.
+func TestNoneEndsARecheck(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		plan := simPlan(false, open)
+		tabs := simLoad(engine.Render(plan, 4))
+		m := plan.Marks
+		for _, h := range simHooks {
+			if h.st != policy.StageInput && h.st != policy.StageOutput {
+				continue
+			}
+			cm := m.Recheck // a reload asked for a re-check
+			for i := 0; i < 2; i++ {
+				q := newSimPkt(h)
+				q.ct, q.connmark = "ESTABLISHED", &cm
+				if h.local {
+					simHook(t, tabs, "mangle", "OUTPUT", q)
+				} else {
+					simHook(t, tabs, "mangle", "PREROUTING", q)
+				}
+				got, n := deliver(t, tabs, h, q, func(mark uint32) (engine.Action, uint32) {
+					return engine.VerdictFor(m, h.st, h.hook, policy.None, false, mark)
+				})
+				if want := 1 - i; n != want || got != "HOST" && got != "ACCEPT" {
+					t.Errorf("%s open=%v packet %d: %s after %d queueings, want %d", h.name, open, i+1, got, n, want)
 				}
 			}
 		}

@@ -83,6 +83,7 @@ func ip6(exts []ext6, proto uint8, payload []byte) []byte {
 var (
 	hopByHop  = ext6{0, []byte{0, 1, 4, 0, 0, 0, 0}}                                                  // 8 bytes: PadN
 	routing   = ext6{43, []byte{0, 4, 0, 0, 0, 0, 0}}                                                 // type 4 (SRH-like), no segments left
+	rh0       = ext6{43, []byte{0, 0, 1, 0, 0, 0, 0}}                                                 // type 0, one segment left
 	destOpts  = ext6{60, []byte{0, 1, 4, 0, 0, 0, 0}}                                                 // 8 bytes: PadN
 	fragFirst = ext6{44, []byte{0, 0x00, 0x01, 0, 0, 0, 42}}                                          // offset 0, more fragments
 	fragLater = ext6{44, []byte{0, 0x00, 0xb8, 0, 0, 0, 42}}                                          // offset 23 (184 bytes)
@@ -125,6 +126,7 @@ func malformedCases() []malformedCase {
 		{"IPv6 TCP/22", ip6(nil, 6, tcp22), "ACCEPT", ""},
 		{"IPv6 hop-by-hop, routing, fragment(first), dest-opts, TCP/22", ip6([]ext6{hopByHop, routing, fragFirst, destOpts}, 6, tcp22), "ACCEPT", ""},
 		{"IPv6 non-first fragment", ip6([]ext6{fragLater}, 6, []byte("middle of a segment")), "ACCEPT-fragment", "fragment"},
+		{"IPv6 routing header type 0 (nfgate drops it, RFC 5095)", ip6([]ext6{hopByHop, rh0}, 6, tcp22), "DROP-malformed", "routing-header-0"},
 		{"IPv6 hop-by-hop truncated", ip6([]ext6{hopByHop}, 6, nil)[:44], "DROP-malformed", "truncated-ext-header"},
 		{"IPv6 nine destination-options headers", ip6([]ext6{destOpts, destOpts, destOpts, destOpts, destOpts, destOpts, destOpts, destOpts, destOpts}, 6, tcp22), "DROP-malformed", "too-many-ext-headers"},
 		{"ICMPv6 destination unreachable carrying IPv6+TCP", ip6(nil, 58, append([]byte{1, 4, 0, 0, 0, 0, 0, 0}, ip6(nil, 6, tcp22)[:48]...)), "ACCEPT", ""},
@@ -189,6 +191,9 @@ func TestMalformedPackets(t *testing.T) {
 		}
 		if got != c.want || rec.Note != c.reason {
 			t.Errorf("%s: got %s note %q, want %s note %q", c.name, got, rec.Note, c.want, c.reason)
+		}
+		if rh0 := after.RoutingHeader0 - before.RoutingHeader0; rh0 != 0 != (c.reason == "routing-header-0") {
+			t.Errorf("%s: routing_header_0 counted %d", c.name, rh0)
 		}
 	}
 	// The queue still decides a normal packet.

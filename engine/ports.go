@@ -169,6 +169,8 @@ type ReloadInfo struct {
 	Rechecked int
 	Cut       int
 	Files     []string
+	// Warnings: the reload went live, degraded (re-check incomplete).
+	Warnings []string
 }
 
 // Tracer receives trace records. Decision must not block or allocate; it

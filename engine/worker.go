@@ -62,11 +62,13 @@ func (w *worker) handle(p *Packet) {
 		if w.tsnap != nil {
 			w.trace(w.tsnap, p, w.td, "deadline", true)
 		}
+		w.tsnap = nil
 		return
 	}
 	if w.tsnap != nil {
 		w.trace(w.tsnap, p, w.td, w.tnote, false)
 	}
+	w.tsnap = nil // an idle reader must not keep an old generation alive
 	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
 		e.stats.VerdictErr.Add(1)
 	}
@@ -129,6 +131,9 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	switch {
 	case d.Reason == policy.ReasonMalformed:
 		e.stats.Malformed.Add(1)
+		if pkt.Reason == classify.ReasonRoutingHeader0 {
+			e.stats.RoutingHeader0.Add(1)
+		}
 		note = pkt.Reason.String()
 	case !policed:
 	default:

@@ -25,12 +25,7 @@ func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("namespace harness skipped in -short mode")
 	}
-	netlab.RequireRoot(t)
-	for _, tool := range []string{"nft", "conntrack", "iperf3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make deps); skipping", tool)
-		}
-	}
+	netlab.RequireRoot(t, "nft", "conntrack", "iperf3")
 	bin := filepath.Join(t.TempDir(), "nfgate")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nfgate/nfgate/cmd/nfgate").CombinedOutput(); err != nil {
 		t.Fatalf("building nfgate: %v\n%s", err, out)

@@ -61,8 +61,19 @@ func TestDeb(t *testing.T) {
 	}
 	for _, tool := range []string{"make", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not installed, and CI=true: .ci/deps.sh installs it", tool)
+			}
 			t.Skipf("%s not installed", tool)
 		}
+	}
+	// A checkout made under umask 002 has 0664 files: the package must not
+	// carry that mode (the examples did). Git does not track the write
+	// bits, so this leaves the checkout as it was.
+	example := "../../examples/forwarded/nfgate.toml"
+	if fi, err := os.Stat(example); err == nil {
+		os.Chmod(example, 0o664)
+		t.Cleanup(func() { os.Chmod(example, fi.Mode().Perm()) })
 	}
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -104,6 +115,8 @@ func TestDeb(t *testing.T) {
 		"/usr/share/doc/nfgate/operations.md":                  "-rw-r--r-- root/root",
 		"/usr/share/doc/nfgate/configuration.md":               "-rw-r--r-- root/root",
 		"/usr/share/doc/nfgate/examples/forwarded/nfgate.toml": "-rw-r--r-- root/root",
+		"/usr/share/doc/nfgate/examples/lab/nfgate.toml":       "-rw-r--r-- root/root",
+		"/usr/share/doc/nfgate/copyright":                      "-rw-r--r-- root/root",
 	} {
 		if got := modes[path]; got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)
@@ -144,6 +157,15 @@ func TestDeb(t *testing.T) {
 	if b, err := exec.Command(filepath.Join(root, "usr/sbin/nfgate"), "check", "--config", cfg, "--host-interfaces=false").CombinedOutput(); err != nil ||
 		!strings.Contains(string(b), "nothing is policed") {
 		t.Errorf("check of the packaged example: %v\n%s", err, b)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "usr/share/doc/nfgate/copyright")); err != nil || !strings.Contains(string(b), "Apache License") {
+		t.Errorf("copyright file: %v", err)
+	}
+	unit, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/nfgate.service"))
+	for _, want := range []string{"\nMemoryMax=", "\nRestartPreventExitStatus=78\n", "--last-good /var/lib/nfgate/", "\nStateDirectory=nfgate\n"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %q", want)
+		}
 	}
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Log("systemd-analyze not installed: unit not verified")

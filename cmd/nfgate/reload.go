@@ -25,10 +25,16 @@ type reloadStats struct {
 	Reloads    uint64 `json:"reloads"`
 	ReloadErrs uint64 `json:"reload_errors"`
 	LastReload *struct {
-		OK     bool     `json:"ok"`
-		Errors []string `json:"errors"`
+		OK       bool     `json:"ok"`
+		Errors   []string `json:"errors"`
+		Degraded bool     `json:"degraded"`
+		Warnings []string `json:"warnings"`
 	} `json:"last_reload"`
 }
+
+// exitDegraded is reload's exit status when the new policy went live but
+// its re-check of existing flows failed.
+const exitDegraded = 3
 
 func readReloadStats(path string) (reloadStats, error) {
 	var s reloadStats
@@ -49,6 +55,23 @@ var signalProcess = func(pid int) error { return syscall.Kill(pid, syscall.SIGHU
 var processName = func(pid int) (string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 	return strings.TrimSpace(string(b)), err
+}
+
+// processRunning reports whether pid is still a running (not zombie)
+// nfgate (tests replace it).
+var processRunning = func(pid int) bool {
+	if name, err := processName(pid); err != nil || name != "nfgate" {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z' && b[i+2] != 'X'
+	}
+	return true
 }
 
 // runReload sends SIGHUP to the daemon and waits until its stats file
@@ -97,6 +120,9 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		time.Sleep(50 * time.Millisecond)
 		now, err := readReloadStats(*stats)
 		if err != nil {
+			if !processRunning(*pid) {
+				return fail("process %d exited before reporting the reload's outcome (see its log: journalctl -u nfgate)", *pid)
+			}
 			continue // being replaced, or the daemon restarted
 		}
 		switch {
@@ -108,9 +134,18 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 				}
 			}
 			return 1
+		case now.Reloads > before.Reloads && now.LastReload != nil && now.LastReload.Degraded:
+			fmt.Fprintf(stderr, "nfgate reload: policy generation %d (%s) live, but DEGRADED: existing flows were not all re-checked (they keep their old verdict until they end)\n", now.Gen, now.Hash)
+			for _, w := range now.LastReload.Warnings {
+				fmt.Fprintln(stderr, w)
+			}
+			return exitDegraded
 		case now.Reloads > before.Reloads:
 			fmt.Fprintf(stdout, "nfgate reload: policy generation %d (%s) live\n", now.Gen, now.Hash)
 			return 0
+		}
+		if !processRunning(*pid) {
+			return fail("process %d exited before reporting the reload's outcome (see its log: journalctl -u nfgate)", *pid)
 		}
 	}
 	return fail("no reload outcome in %s after %v (is process %d the daemon writing %s?)", *stats, *timeout, *pid, *stats)

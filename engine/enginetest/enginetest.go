@@ -75,12 +75,15 @@ func (q *Queue) Verdicts() []Verdict {
 	return append([]Verdict(nil), q.verdicts...)
 }
 
-// Hooks records applied plans.
+// Hooks records applied plans. It is an engine.HookVerifier: Tamper
+// makes the kernel's rules "drift" until the next Apply.
 type Hooks struct {
 	mu      sync.Mutex
 	Plans   []*engine.HookPlan
 	Removed int
 	Err     error
+	drift   string
+	changes chan struct{}
 }
 
 func (h *Hooks) Apply(p *engine.HookPlan) error {
@@ -90,7 +93,34 @@ func (h *Hooks) Apply(p *engine.HookPlan) error {
 		return h.Err
 	}
 	h.Plans = append(h.Plans, p)
+	h.drift = ""
 	return nil
+}
+
+// Tamper simulates someone else changing the rules (notify: and the
+// backend telling so).
+func (h *Hooks) Tamper(what string, notify bool) {
+	h.mu.Lock()
+	h.drift = what
+	ch := h.changes
+	h.mu.Unlock()
+	if notify && ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *Hooks) Drift() (string, error) { h.mu.Lock(); defer h.mu.Unlock(); return h.drift, nil }
+
+func (h *Hooks) Changes(ctx context.Context) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.changes == nil {
+		h.changes = make(chan struct{}, 1)
+	}
+	return h.changes
 }
 
 func (h *Hooks) Remove() error { h.mu.Lock(); h.Removed++; h.mu.Unlock(); return nil }
@@ -152,6 +182,7 @@ func (l *Links) Set(ifaces ...engine.Iface) {
 type Conntrack struct {
 	mu       sync.Mutex
 	Flows    int // what Recheck reports
+	Err      error
 	Rechecks [][3]uint32
 	Cuts     []engine.FlowTuple
 }
@@ -160,7 +191,7 @@ func (c *Conntrack) Recheck(owned, clear, set uint32) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.Rechecks = append(c.Rechecks, [3]uint32{owned, clear, set})
-	return c.Flows, nil
+	return c.Flows, c.Err
 }
 
 func (c *Conntrack) Cut(t engine.FlowTuple) error {

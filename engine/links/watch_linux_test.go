@@ -24,6 +24,9 @@ func testNetNS(t *testing.T) (name string, fd int) {
 		t.Skip("needs root to create a network namespace")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs the ip command (iproute2), and CI=true: .ci/deps.sh installs it")
+		}
 		t.Skip("needs the ip command (iproute2)")
 	}
 	name = fmt.Sprintf("nfgate-links-%d-%d", os.Getpid(), rand.Uint32())

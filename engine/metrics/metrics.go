@@ -114,7 +114,7 @@ var (
 	dLastRe    = desc("last_reload_rechecked_flows", "Flows marked for re-check by the last good reload.")
 	dCut       = desc("reload_cut_flows_total", "Re-checked flows the new policy denied (dropped and their conntrack entries deleted).")
 	dCutErr    = desc("reload_cut_errors_total", "Conntrack deletions of cut flows that failed or were skipped.")
-	dTraceDrop = desc("trace_dropped_total", "Verdict-trace records dropped because the trace buffer was full.")
+	dTraceDrop = desc("trace_dropped_total", "Verdict-trace records not written: the trace buffer was full, or a write failed.")
 	dTraceW    = desc("trace_written_total", "Verdict-trace lines written.")
 	dTraceErr  = desc("trace_errors_total", "Failed trace writes, flushes and reopens.")
 	dQWait     = desc("queue_waiting_packets", "Packets waiting in the kernel queue for nfgate (nfnetlink_queue queue_total).", "queue", "stage")
@@ -123,11 +123,15 @@ var (
 	dQBound    = desc("queue_bound", "1 if the kernel lists a listener on the queue, else 0.", "queue", "stage")
 	dReader    = desc("reader_packets_total", "Packets handled by each queue reader.", "queue", "stage")
 	dQErr      = desc("queue_table_errors_total", "Failed reads of the kernel queue table.")
+	dHookFix   = desc("hook_repairs_total", "Times the kernel hooks had been changed by someone else and were reinstalled.")
+	dHookErr   = desc("hook_check_errors_total", "Failed checks or reinstalls of the kernel hooks.")
+	dRecErr    = desc("reload_recheck_errors_total", "Reloads that went live but could not mark every existing flow for re-check (degraded).")
+	dRH0       = desc("routing_header0_dropped_total", "IPv6 packets with a type 0 routing header dropped on policed interfaces (nfgate extension; also in malformed_packets_total).")
 )
 
 var allDescs = []*prometheus.Desc{dBuild, dVerdicts, dQueued, dRuleHits, dLatency, dDenyHits, dDenyLen, dDenyCap,
 	dDenyEvict, dMalformed, dDeadline, dVerdErr, dReloads, dLastOK, dLastAt, dGen, dPolicy, dRecheck, dLastRe, dCut,
-	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr}
+	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0}
 
 type collector struct {
 	o       Options
@@ -237,10 +241,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRecheck, s.Rechecked.Load())
 	counter(dCut, s.Cut.Load())
 	counter(dCutErr, s.CutErr.Load())
+	counter(dHookFix, s.HookRepairs.Load())
+	counter(dHookErr, s.HookCheckErrs.Load())
+	counter(dRecErr, s.RecheckErrs.Load())
+	counter(dRH0, s.RoutingHeader0.Load())
 
-	counter(dTraceDrop, s.TraceDrops.Load())
+	if c.o.Trace == nil {
+		counter(dTraceDrop, s.TraceDrops.Load())
+	}
 	if c.o.Trace != nil {
 		t := c.o.Trace()
+		counter(dTraceDrop, t.Dropped) // buffer full and failed writes
 		counter(dTraceW, t.Written)
 		counter(dTraceErr, t.Errors)
 	}

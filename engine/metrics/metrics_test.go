@@ -171,7 +171,7 @@ nfgate_reload_rechecked_flows_total 11
 # HELP nfgate_reload_cut_flows_total Re-checked flows the new policy denied (dropped and their conntrack entries deleted).
 # TYPE nfgate_reload_cut_flows_total counter
 nfgate_reload_cut_flows_total 2
-# HELP nfgate_trace_dropped_total Verdict-trace records dropped because the trace buffer was full.
+# HELP nfgate_trace_dropped_total Verdict-trace records not written: the trace buffer was full, or a write failed.
 # TYPE nfgate_trace_dropped_total counter
 nfgate_trace_dropped_total 8
 # HELP nfgate_reader_packets_total Packets handled by each queue reader.

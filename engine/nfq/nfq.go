@@ -19,6 +19,7 @@ import (
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/nfgate/nfgate/engine"
 )
@@ -116,6 +117,13 @@ func (q *Queue) Receive(ctx context.Context, fn func(*engine.Packet)) error {
 	errfn := func(err error) int {
 		var oe *netlink.OpError
 		if errors.As(err, &oe) && (oe.Timeout() || oe.Temporary()) {
+			return 0
+		}
+		if errors.Is(err, unix.ENOENT) {
+			// A verdict for a packet the kernel no longer holds (rules
+			// changed under it, e.g. `nfgate cleanup --force` or
+			// `iptables -F` while the daemon runs): that packet is gone,
+			// the queue is fine. Stopping here ended the daemon.
 			return 0
 		}
 		if ctx.Err() != nil {

@@ -70,6 +70,10 @@ func appendReload(b []byte, ev *ReloadEvent) []byte {
 		b = append(b, `,"files":`...)
 		b = appendStringArray(b, ev.Files)
 	}
+	if len(ev.Warnings) > 0 {
+		b = append(b, `,"degraded":true,"warnings":`...)
+		b = appendStringArray(b, ev.Warnings)
+	}
 	return append(b, "}\n"...)
 }
 

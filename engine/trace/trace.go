@@ -29,13 +29,14 @@
 package trace
 
 import (
-	"bufio"
 	"errors"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -79,13 +80,15 @@ type ReloadEvent struct {
 	Rechecked int       // existing flows re-evaluated against the new policy
 	Cut       int       // existing flows cut because the new policy denies them
 	Files     []string  // configuration files read
+	Warnings  []string  // the reload went live, degraded (re-check incomplete)
 }
 
-// Stats counts what happened to records since Open.
+// Stats counts what happened to records since Open. Written + Dropped is
+// every record offered to Enqueue.
 type Stats struct {
-	Written uint64 // verdict lines handed to the output
-	Dropped uint64 // records refused by Enqueue (queue full, or writer closed)
-	Errors  uint64 // failed writes, flushes and reopens; their lines are lost
+	Written uint64 // verdict lines the output accepted
+	Dropped uint64 // records not written: refused by Enqueue (queue full, writer closed) or lost to a failed write
+	Errors  uint64 // failed writes and reopens
 }
 
 // DefaultBuffer is the queue length Open uses for a buffer <= 0.
@@ -125,13 +128,44 @@ type Writer struct {
 	pending atomic.Uint64 // drops not yet reported in a "dropped" line
 	errs    atomic.Uint64
 
+	log atomic.Pointer[slog.Logger]
+
 	// Owned by the writer goroutine.
 	path string    // file path, or "" when out is not a file we opened
 	file *os.File  // nil for stderr and New
 	out  io.Writer // file, stderr, or New's writer
-	bw   *bufio.Writer
-	buf  []byte
-	now  func() time.Time
+	// trunc is out when it can be truncated back after a failed write (a
+	// regular file); nil otherwise.
+	trunc fileLike
+	buf   []byte // the line being formatted
+	// pend holds whole lines not yet written; pendVerdicts of them are
+	// verdict lines, and pendReported drops are reported in its
+	// "dropped" lines.
+	pend         []byte
+	pendVerdicts uint64
+	pendReported uint64
+	failing      bool   // the last write failed
+	lostSince    uint64 // records lost since failing began
+	now          func() time.Time
+}
+
+const errNotRegular = "not a regular file (a FIFO or device could block the daemon or never fill up)"
+
+// fileLike is an output a failed write can be undone on (*os.File).
+type fileLike interface {
+	Stat() (os.FileInfo, error)
+	Truncate(size int64) error
+}
+
+// pendSize is how many bytes of lines are collected before a write.
+const pendSize = 64 << 10
+
+// SetLogger makes the writer log the first failed write (and the recovery)
+// at once; without it failures are only counted.
+func (w *Writer) SetLogger(l *slog.Logger) {
+	if w.Enabled() {
+		w.log.Store(l)
+	}
 }
 
 // Open starts a writer appending to the file at path (created 0640 if
@@ -157,10 +191,24 @@ func New(w io.Writer, buffer int) *Writer {
 	return start(w, nil, "", buffer)
 }
 
+// openFile opens path for appending. It never blocks: a FIFO without a
+// reader would hold the daemon in open(2) (after its hooks are live), so
+// the file is opened non-blocking and must be a regular file.
 func openFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, errors.New("trace: " + path + ": " + errNotRegular)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, errors.New("trace: " + err.Error())
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New(errNotRegular)
+	}
+	if err != nil {
+		f.Close()
+		return nil, errors.New("trace: " + path + ": " + err.Error())
 	}
 	return f, nil
 }
@@ -177,9 +225,18 @@ func start(out io.Writer, f *os.File, path string, buffer int) *Writer {
 		path: path,
 		file: f,
 		out:  out,
-		bw:   bufio.NewWriterSize(out, 64<<10),
 		buf:  make([]byte, 0, 1024),
+		pend: make([]byte, 0, pendSize),
 		now:  time.Now,
+	}
+	// Only a file the writer opened is truncated after a failed write
+	// (standard error may be a file others write to as well).
+	if f != nil {
+		w.trunc = f
+	} else if fl, ok := out.(fileLike); ok {
+		if _, isFile := out.(*os.File); !isFile {
+			w.trunc = fl
+		}
 	}
 	go w.run()
 	return w
@@ -285,39 +342,45 @@ func (w *Writer) call(m ctlMsg) error {
 func (w *Writer) run() {
 	defer close(w.done)
 	var werr error // first write error since the last Flush/Reopen/Close
+	keep := func(err error) {
+		if werr == nil {
+			werr = err
+		}
+	}
 	for {
 		select {
 		case r := <-w.recs:
-			w.writeRecord(&r)
+			keep(w.writeRecord(&r))
 			if len(w.recs) == 0 {
 				w.reportDrops()
-				werr = w.flush(werr)
+				keep(w.flush())
 			}
 		case <-w.wake:
 			w.reportDrops()
-			werr = w.flush(werr)
+			keep(w.flush())
 		case m := <-w.ctl:
 			// Everything enqueued before the call goes out first.
 			for n := len(w.recs); n > 0; n-- {
 				r := <-w.recs
-				w.writeRecord(&r)
+				keep(w.writeRecord(&r))
 			}
 			w.reportDrops()
 			var err error
 			switch m.kind {
 			case ctlReload:
+				keep(w.flush())
 				w.buf = appendReload(w.buf[:0], &m.ev)
-				w.write(w.buf)
-				werr = w.flush(werr)
+				w.add(w.buf, false, 0)
+				keep(w.flush())
 			case ctlReopen:
-				werr = w.flush(werr)
+				keep(w.flush())
 				err = w.reopen()
 				if err == nil {
 					err = werr
 				}
 				werr = nil
 			case ctlFlush, ctlClose:
-				werr = w.flush(werr)
+				keep(w.flush())
 				err, werr = werr, nil
 			}
 			if m.kind == ctlClose {
@@ -334,53 +397,94 @@ func (w *Writer) run() {
 	}
 }
 
-func (w *Writer) writeRecord(r *Record) {
+func (w *Writer) writeRecord(r *Record) error {
 	if r.Time.IsZero() {
 		r.Time = w.now()
 	}
 	w.buf = appendRecord(w.buf[:0], r)
-	if w.write(w.buf) {
-		w.written.Add(1)
+	var err error
+	if len(w.pend)+len(w.buf) > pendSize {
+		err = w.flush()
 	}
+	w.add(w.buf, true, 0)
 	// Report drops between records, not only when idle: under sustained
 	// overload the queue may never drain.
 	if w.pending.Load() != 0 {
 		w.reportDrops()
 	}
+	return err
+}
+
+// add appends a whole line to the pending output.
+func (w *Writer) add(line []byte, verdict bool, reported uint64) {
+	w.pend = append(w.pend, line...)
+	if verdict {
+		w.pendVerdicts++
+	}
+	w.pendReported += reported
 }
 
 func (w *Writer) reportDrops() {
 	if n := w.pending.Swap(0); n != 0 {
 		w.buf = appendDropped(w.buf[:0], w.now(), n)
-		w.write(w.buf)
+		w.add(w.buf, false, n)
 	}
 }
 
-// write hands a line to the buffered output. A failed write loses what was
-// buffered; the writer carries on with an empty buffer.
-func (w *Writer) write(line []byte) bool {
-	if _, err := w.bw.Write(line); err != nil {
-		w.fail(err)
-		return false
+// flush writes the pending lines. On success their verdicts count as
+// written. On failure none of them does: the verdicts count as dropped, and
+// they and the drops their "dropped" lines reported go back to pending, to
+// be reported once the output works again. A file is truncated back to
+// where the write began, so a line never stays half-written.
+func (w *Writer) flush() error {
+	if len(w.pend) == 0 {
+		return nil
 	}
-	return true
-}
-
-func (w *Writer) flush(prev error) error {
-	if err := w.bw.Flush(); err != nil {
-		w.fail(err)
-		if prev == nil {
-			return err
+	var size int64 = -1
+	if w.trunc != nil {
+		if fi, err := w.trunc.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
 		}
 	}
-	return prev
-}
-
-// fail counts a write error and clears bufio's sticky error so later lines
-// can still get out.
-func (w *Writer) fail(error) {
+	n, err := w.out.Write(w.pend)
+	if err == nil && n < len(w.pend) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		w.written.Add(w.pendVerdicts)
+		if w.failing {
+			w.failing = false
+			if l := w.log.Load(); l != nil {
+				l.Info("trace writes work again", "path", w.path, "lost_records", w.lostSince)
+			}
+		}
+		w.pend, w.pendVerdicts, w.pendReported = w.pend[:0], 0, 0
+		return nil
+	}
 	w.errs.Add(1)
-	w.bw.Reset(w.out)
+	if n > 0 {
+		if size >= 0 {
+			if terr := w.trunc.Truncate(size); terr != nil {
+				w.errs.Add(1)
+				w.out.Write([]byte{'\n'})
+			}
+		} else {
+			w.out.Write([]byte{'\n'}) // end the torn line
+		}
+	}
+	lost := w.pendVerdicts
+	w.dropped.Add(lost)
+	w.pending.Add(lost + w.pendReported)
+	if !w.failing {
+		w.failing, w.lostSince = true, 0
+		if l := w.log.Load(); l != nil {
+			l.Error("trace write failed; records are being lost (counted, and reported in the trace once writes work again)",
+				"path", w.path, "err", err, "lost_records", lost)
+		}
+	}
+	w.lostSince += lost
+	w.pend, w.pendVerdicts, w.pendReported = w.pend[:0], 0, 0
+	return err
 }
 
 func (w *Writer) reopen() error {
@@ -393,7 +497,6 @@ func (w *Writer) reopen() error {
 		return err
 	}
 	old := w.file
-	w.file, w.out = f, f
-	w.bw.Reset(f)
+	w.file, w.out, w.trunc = f, f, f
 	return old.Close()
 }

@@ -3,7 +3,10 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nfgate/nfgate/policy"
 )
@@ -69,6 +72,17 @@ type diags struct {
 }
 
 func (d *diags) add(warn bool, pos policy.Pos, res, field, format string, args ...any) {
+	// A value echoed in a message may be a 400 KB selector or a 60 MB
+	// name: shorten string and error arguments before formatting, so the
+	// message keeps its shape (Sanitize then escapes what is left).
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[i] = shorten(v, maxEchoBytes)
+		case error:
+			args[i] = shorten(v.Error(), maxEchoBytes)
+		}
+	}
 	x := Diag{File: pos.File, Line: pos.Line, Col: pos.Col, Resource: res, Field: field, Msg: fmt.Sprintf(format, args...)}
 	if warn {
 		d.warns = append(d.warns, x)
@@ -99,4 +113,72 @@ func sortDiags(ds []Diag, files []string) {
 		}
 		return a.Col < b.Col
 	})
+}
+
+// Lengths beyond which text from a configuration is cut in diagnostics.
+const (
+	maxEchoBytes = 200  // one value quoted in a message
+	maxNameBytes = 256  // file, resource and field names
+	maxMsgBytes  = 1024 // a whole message
+)
+
+// shorten cuts s to about max bytes (on a rune boundary), saying how much
+// was left out.
+func shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…[" + strconv.Itoa(len(s)-cut) + " more bytes]"
+}
+
+// Sanitize makes text from a configuration safe to print: text longer than
+// max bytes is cut in the middle with a marker, keeping its start and end
+// (where positions and reasons usually are); then control characters,
+// Unicode format characters (bidirectional overrides such as U+202E,
+// zero-width characters) and invalid UTF-8 are escaped (\u202e, \x1b).
+func Sanitize(s string, max int) string {
+	if len(s) > max {
+		head, t := max*2/3, len(s)-max/4
+		for head > 0 && !utf8.RuneStart(s[head]) {
+			head--
+		}
+		for t < len(s) && !utf8.RuneStart(s[t]) {
+			t++
+		}
+		s = s[:head] + "…[" + strconv.Itoa(t-head) + " bytes left out]…" + s[t:]
+	}
+	unsafe := func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r)
+	}
+	if strings.IndexFunc(s, unsafe) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x80 && unsafe(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case unsafe(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// sanitize applies Sanitize to every part of d.
+func (d *Diag) sanitize() {
+	d.File = Sanitize(d.File, maxNameBytes)
+	d.Resource = Sanitize(d.Resource, maxNameBytes)
+	d.Field = Sanitize(d.Field, maxNameBytes)
+	d.Msg = Sanitize(d.Msg, maxMsgBytes)
 }

@@ -3,8 +3,8 @@ package config
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -45,6 +45,26 @@ func LoadBytes(name string, data []byte) (*Loaded, error) {
 	return load(memSource{filepath.Clean(name): data}, name)
 }
 
+// LoadFiles loads a configuration held in memory as several files: files
+// maps each file's path, as Loaded.Files recorded it, to its bytes, and
+// main is the main file's path. Includes and globs resolve among these
+// files only. (nfgate run starts from such a copy, its last good
+// configuration, when the files on disk are rejected.)
+func LoadFiles(main string, files map[string][]byte) (*Loaded, error) {
+	m := memSource{}
+	for k, v := range files {
+		m[filepath.Clean(k)] = v
+	}
+	return load(m, main)
+}
+
+// ReadFile reads a configuration file the way Load does: a regular file
+// (symbolic links followed) of at most MaxFileBytes, never blocking.
+func ReadFile(name string) ([]byte, error) { return readRegular(name, MaxFileBytes) }
+
+// ReadFileMax is ReadFile with another size limit.
+func ReadFileMax(name string, max int64) ([]byte, error) { return readRegular(name, max) }
+
 // source is where files come from.
 type source interface {
 	ReadFile(name string) ([]byte, error)
@@ -53,13 +73,19 @@ type source interface {
 
 type osSource struct{}
 
-func (osSource) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+// ReadFile reads a regular file (symbolic links followed) of at most
+// MaxFileBytes; FIFOs, devices and directories are refused without
+// blocking (limits.go).
+func (osSource) ReadFile(name string) ([]byte, error) { return readRegular(name, MaxFileBytes) }
 func (osSource) Glob(p string) ([]string, error)      { return filepath.Glob(p) }
 
 type memSource map[string][]byte
 
 func (m memSource) ReadFile(name string) ([]byte, error) {
 	if b, ok := m[filepath.Clean(name)]; ok {
+		if int64(len(b)) > MaxFileBytes {
+			return nil, fmt.Errorf("file is %d bytes, more than the limit of %d", len(b), MaxFileBytes)
+		}
 		return b, nil
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
@@ -94,6 +120,13 @@ type loader struct {
 	// names are remoteNames.
 	remote      bool
 	remoteNames map[string]bool
+	// mainParsed: the main file was read and parsed. Without it, [gateway]
+	// and [engine] are not looked at (a syntax error is the whole story).
+	mainParsed bool
+	// What this load may still read and build (limits.go).
+	budget   int
+	bytes    int64
+	tooLarge bool // a byte or file limit was hit: later files are not read
 }
 
 func load(src source, mainPath string) (*Loaded, error) {
@@ -101,7 +134,7 @@ func load(src source, mainPath string) (*Loaded, error) {
 }
 
 func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
-	l := &loader{src: src, seen: map[string]bool{}}
+	l := &loader{src: src, seen: map[string]bool{}, budget: MaxValues}
 	l.file(mainPath, nil, true)
 	l.documents(extra)
 
@@ -127,7 +160,7 @@ func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
 	var st policy.Settings
 	var rt Runtime
 	var ds *Datastore
-	if len(l.files) > 0 && len(l.data) == len(l.files) {
+	if l.mainParsed {
 		st = c.settingsFrom(l.gw, col.felix, col.nodes)
 		rt = c.runtime(l.eng)
 		ds = c.datastore(l.ds, filepath.Dir(mainPath))
@@ -136,6 +169,10 @@ func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
 		}
 	}
 	cfg := finish(c, col, st, mainPath)
+	if n := countRules(cfg); n > MaxRules {
+		l.d.add(false, policy.Pos{File: filepath.Clean(mainPath)}, "", "",
+			"the configuration has %d rules, more than nfgate's limit of %d", n, MaxRules)
+	}
 
 	out := &Loaded{Runtime: rt, Files: l.files, Datastore: ds}
 	h := sha256.New()
@@ -144,6 +181,11 @@ func loadWith(src source, mainPath string, extra []Document) (*Loaded, error) {
 	}
 	copy(out.Hash[:], h.Sum(nil))
 	l.unposition()
+	for _, ds := range [][]Diag{l.d.errs, l.d.warns} {
+		for i := range ds {
+			ds[i].sanitize()
+		}
+	}
 	sortDiags(l.d.warns, l.files)
 	sortDiags(l.d.errs, l.files)
 	out.Warnings = l.d.warns
@@ -188,6 +230,14 @@ func (l *loader) file(name string, from *node, main bool) {
 		at("%s: unsupported file type %q (want .toml, .yaml, .yml or .json)", clean, ext)
 		return
 	}
+	if l.tooLarge {
+		return
+	}
+	if len(l.files) >= MaxFiles {
+		at("%s: more than %d files in the configuration (nfgate's limit)", clean, MaxFiles)
+		l.tooLarge = true
+		return
+	}
 	data, err := l.src.ReadFile(clean)
 	if err != nil {
 		var pe *fs.PathError
@@ -195,6 +245,11 @@ func (l *loader) file(name string, from *node, main bool) {
 			err = pe.Err
 		}
 		at("cannot read %s: %v", clean, err)
+		return
+	}
+	if l.bytes += int64(len(data)); l.bytes > MaxTotalBytes {
+		at("%s: the configuration's files add up to more than %d bytes (nfgate's limit)", clean, MaxTotalBytes)
+		l.tooLarge = true
 		return
 	}
 	l.files = append(l.files, clean)
@@ -213,10 +268,17 @@ func (l *loader) file(name string, from *node, main bool) {
 }
 
 func (l *loader) tomlFile(name string, data []byte, main bool) {
+	if d := prescanTOML(name, data, &l.budget); d != nil {
+		l.d.errs = append(l.d.errs, *d)
+		return
+	}
 	root, d := parseTOML(name, data)
 	if d != nil {
 		l.d.errs = append(l.d.errs, *d)
 		return
+	}
+	if main {
+		l.mainParsed = true
 	}
 	c := &conv{d: &l.d}
 	allowed := []string{"include", "gateway", "engine", "datastore"}
@@ -319,6 +381,10 @@ var refusedKinds = map[string]string{
 const supportedKinds = "GlobalNetworkPolicy, StagedGlobalNetworkPolicy, HostEndpoint, GlobalNetworkSet, NetworkSet, Profile, Tier, FelixConfiguration and Node"
 
 func (l *loader) yamlFile(name string, data []byte) {
+	if d := prescanYAML(name, data, &l.budget); d != nil {
+		l.d.errs = append(l.d.errs, *d)
+		return
+	}
 	docs, d := parseYAML(name, data)
 	for _, doc := range docs {
 		l.yamlDoc(doc, 0)
@@ -399,6 +465,18 @@ func (l *loader) yamlDoc(doc *node, depth int) {
 		r.spec = s
 	}
 	l.res = append(l.res, r)
+}
+
+// countRules counts the rules of every policy and profile.
+func countRules(cfg *policy.Config) int {
+	n := 0
+	for _, p := range cfg.Policies {
+		n += len(p.Ingress) + len(p.Egress)
+	}
+	for _, p := range cfg.Profiles {
+		n += len(p.Ingress) + len(p.Egress)
+	}
+	return n
 }
 
 // finish checks references across resources and assembles the Config.

@@ -130,8 +130,25 @@ const (
 	maxNodes = 1 << 20
 )
 
-var errTooDeep = errors.New("nesting too deep")
+var errTooDeep = fmt.Errorf("nesting deeper than %d levels (nfgate's limit)", maxDepth)
 var errTooBig = errors.New("document too large (after alias expansion)")
+
+// posError is an error found while building the tree, at a position.
+type posError struct {
+	line, col int
+	err       error
+}
+
+func (e *posError) Error() string { return e.err.Error() }
+
+// at attaches the position of y to err unless it has one.
+func at(err error, line, col int) error {
+	var pe *posError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &posError{line, col, err}
+}
 
 // ---- YAML ----
 
@@ -170,7 +187,12 @@ func parseYAML(file string, data []byte) ([]*node, *Diag) {
 		}
 		n, err := b.build(root, 0)
 		if err != nil {
-			return docs, &Diag{File: file, Line: y.Line, Col: y.Column, Msg: err.Error()}
+			d := &Diag{File: file, Line: y.Line, Col: y.Column, Msg: err.Error()}
+			var pe *posError
+			if errors.As(err, &pe) {
+				d.Line, d.Col = pe.line, pe.col
+			}
+			return docs, d
 		}
 		if n.kind == kNull {
 			continue // an empty document
@@ -182,10 +204,10 @@ func parseYAML(file string, data []byte) ([]*node, *Diag) {
 
 func (b *yamlBuilder) build(y *yaml.Node, depth int) (*node, error) {
 	if depth > maxDepth {
-		return nil, errTooDeep
+		return nil, at(errTooDeep, y.Line, y.Column)
 	}
 	if b.count++; b.count > maxNodes {
-		return nil, errTooBig
+		return nil, at(errTooBig, y.Line, y.Column)
 	}
 	n := &node{pos: policy.Pos{File: b.file, Line: y.Line, Col: y.Column}}
 	switch y.Kind {
@@ -314,9 +336,17 @@ func parseTOML(file string, data []byte) (*node, *Diag) {
 		return nil, d
 	}
 	tb := &tomlBuilder{idx: scanTOMLPositions(text), file: file}
+	text = ""
+	// build consumes m as it goes (see build), so the decoded map and the
+	// tree are not both held in full.
 	root, err := tb.build(m, 0, policy.Pos{File: file, Line: 1, Col: 1}, 0)
 	if err != nil {
-		return nil, &Diag{File: file, Line: 1, Col: 1, Msg: err.Error()}
+		d := &Diag{File: file, Line: 1, Col: 1, Msg: err.Error()}
+		var pe *posError
+		if errors.As(err, &pe) {
+			d.Line, d.Col = pe.line, pe.col
+		}
+		return nil, d
 	}
 	setPaths(root, "")
 	return root, nil
@@ -329,14 +359,17 @@ type tomlBuilder struct {
 	file string
 }
 
-// build builds the node for v, whose key path is index node at.
+// build builds the node for v, whose key path is index node at. It
+// removes what it has built from v's maps and lists, so that the decoded
+// document becomes garbage while the tree grows (a 10^5-rule file's map is
+// about 190 MB, its tree as much again).
 func (tb *tomlBuilder) build(v any, at int32, parent policy.Pos, depth int) (*node, error) {
-	if depth > maxDepth {
-		return nil, errTooDeep
-	}
 	pos := parent
 	if line, col, ok := tb.idx.at(at); ok {
 		pos = policy.Pos{File: tb.file, Line: line, Col: col}
+	}
+	if depth > maxDepth {
+		return nil, &posError{pos.Line, pos.Col, errTooDeep}
 	}
 	n := &node{pos: pos, kpos: pos}
 	switch v := v.(type) {
@@ -358,6 +391,7 @@ func (tb *tomlBuilder) build(v any, at int32, parent policy.Pos, depth int) (*no
 			}
 			c.up, c.key = n, k
 			n.kids = append(n.kids, c)
+			delete(v, k)
 		}
 		// Source order: by position, then by name.
 		slices.SortFunc(n.kids, func(a, b *node) int {
@@ -382,6 +416,7 @@ func (tb *tomlBuilder) build(v any, at int32, parent policy.Pos, depth int) (*no
 			if err := tb.elem(n, x, at, i, pos, depth); err != nil {
 				return nil, err
 			}
+			v[i] = nil
 		}
 	case []any:
 		n.kind = kList
@@ -390,6 +425,7 @@ func (tb *tomlBuilder) build(v any, at int32, parent policy.Pos, depth int) (*no
 			if err := tb.elem(n, x, at, i, pos, depth); err != nil {
 				return nil, err
 			}
+			v[i] = nil
 		}
 	case time.Time, toml.Primitive:
 		n.kind, n.s = kOther, fmt.Sprint(v)

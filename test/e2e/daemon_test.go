@@ -28,6 +28,12 @@ var nfgateBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
+		if b := os.Getenv("NFGATE_E2E_BIN"); b != "" && os.Geteuid() == 0 {
+			// A prebuilt binary (e.g. an older version, to measure what a
+			// fix changed).
+			nfgateBin = b
+			return m.Run()
+		}
 		if os.Geteuid() == 0 {
 			dir, err := os.MkdirTemp("", "nfgate-e2e")
 			if err != nil {
@@ -66,6 +72,8 @@ type daemon struct {
 	log   *syncBuf
 	cmd   *exec.Cmd
 	extra []string
+	// startLimit is how long start waits for the first policy (15 s).
+	startLimit time.Duration
 }
 
 type stats struct {
@@ -90,17 +98,22 @@ func engineTOML(dir, extra string) string {
 
 // startDaemon writes cfg (a complete TOML file without [engine]) and runs
 // `nfgate run` in the gateway namespace until its first policy is live.
-func startDaemon(t *testing.T, lab *netlab.Lab, cfg, engineExtra string) *daemon {
+func startDaemon(t *testing.T, lab *netlab.Lab, cfg, engineExtra string, args ...string) *daemon {
 	t.Helper()
 	if nfgateBin == "" {
 		t.Skip("nfgate binary not built (needs root)")
 	}
 	dir := t.TempDir()
 	d := &daemon{t: t, lab: lab, dir: dir, cfg: filepath.Join(dir, "nfgate.toml"), stats: filepath.Join(dir, "stats.json"),
-		trace: filepath.Join(dir, "trace.jsonl"), log: &syncBuf{}}
+		trace: filepath.Join(dir, "trace.jsonl"), log: &syncBuf{}, extra: args}
 	d.write(cfg + engineTOML(dir, engineExtra))
 	d.start()
 	t.Cleanup(func() {
+		// Before t.TempDir's removal (cleanups run last first): a daemon
+		// still writing its stats file there made the removal fail.
+		if d.cmd != nil && d.cmd.ProcessState == nil {
+			netlab.Stop(d.cmd, unix.SIGTERM, 5*time.Second)
+		}
 		if t.Failed() {
 			t.Logf("nfgate log:\n%s", d.log.String())
 		}
@@ -118,8 +131,12 @@ func (d *daemon) write(text string) {
 func (d *daemon) start() {
 	d.t.Helper()
 	os.Remove(d.stats)
-	d.cmd = d.lab.Start(netlab.GW, d.log, nfgateBin, "run", "--config", d.cfg, "--stats", d.stats)
-	deadline := time.Now().Add(15 * time.Second)
+	d.cmd = d.lab.Start(netlab.GW, d.log, nfgateBin, append([]string{"run", "--config", d.cfg, "--stats", d.stats}, d.extra...)...)
+	limit := d.startLimit
+	if limit == 0 {
+		limit = 15 * time.Second
+	}
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if s, ok := d.read(); ok && s.Gen >= 1 {
 			time.Sleep(100 * time.Millisecond)

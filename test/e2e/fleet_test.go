@@ -539,7 +539,8 @@ statusTTL = "5s"
 	cfg := filepath.Join(dir, "nfgate.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("[gateway]\nnodeName = \"gw9\"\n[datastore]\nendpoints = [%q]\ncacheFile = %q\n",
 		gws[0].link.URL(), filepath.Join(dir, "cache.json"))), 0o600)
-	out, err = gws[0].lab.Exec(netlab.GW, nfgateBin, "run", "--config", cfg, "--datastore-wait", "1s")
+	// (Its own lock directory: gw1's daemon holds the namespace's lock.)
+	out, err = gws[0].lab.Exec(netlab.GW, nfgateBin, "run", "--config", cfg, "--datastore-wait", "1s", "--lock-dir", dir)
 	c.is("no etcd, no cache: `nfgate run` exits non-zero saying it refuses to start", err != nil && strings.Contains(out, "refusing to start"), true)
 	t.Logf("refusal: %s", lastLines(out, 2))
 

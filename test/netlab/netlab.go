@@ -39,17 +39,38 @@ type Lab struct {
 	procs []*exec.Cmd
 }
 
-// RequireRoot skips t unless the test runs as root with the tools the lab needs.
-func RequireRoot(t testing.TB) {
+// RequireRoot skips t unless the test runs as root with the tools the lab
+// needs (ip, iptables, ip6tables) and the extra ones named. Under CI=true a
+// missing tool fails the test instead: CI installs every tool (.ci/deps.sh),
+// so a skip there would hide a test that silently stopped running.
+func RequireRoot(t testing.TB, tools ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("netlab: needs root (network namespaces, iptables); skipping")
 	}
-	for _, tool := range []string{"ip", "iptables", "ip6tables"} {
+	RequireTools(t, append([]string{"ip", "iptables", "ip6tables"}, tools...)...)
+}
+
+// RequireTools skips t (fails it under CI=true) unless every tool is on
+// PATH.
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
+			if InCI() {
+				t.Fatalf("netlab: %s not installed, and CI=true: every tool must be there (.ci/deps.sh installs it)", tool)
+				return
+			}
 			t.Skipf("netlab: %s not installed (run `make deps`); skipping", tool)
 		}
 	}
+}
+
+// InCI reports whether the tests run in CI (CI=true), where nothing may be
+// skipped for a missing tool.
+func InCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v == "true" || v == "1" || v == "yes"
 }
 
 // New creates an empty lab; its namespaces are deleted when the test ends.
