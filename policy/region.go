@@ -178,7 +178,16 @@ func AddrOf(fam uint8, a dtree.U128) netip.Addr {
 // trees show cheaply, not necessarily the widest such box. RegionAt
 // allocates nothing and takes a few lookups' time.
 func (p *Program) RegionAt(c StageCall, fam uint8, k *dtree.Key) (Decision, Box) {
-	b := FullBox(fam)
+	return p.RegionIn(c, FullBox(fam), k)
+}
+
+// RegionIn is RegionAt within the box in (which must hold k): the box it
+// returns lies in in. Where in is small, the box is chosen to keep most of
+// in rather than of the whole space, so a search that splits the space
+// (a diff's worklist) breaks it into fewer pieces.
+func (p *Program) RegionIn(c StageCall, in Box, k *dtree.Key) (Decision, Box) {
+	b := in
+	fam := in.Fam
 	fi := famIdx(fam)
 	switch c.Stage {
 	case StageUntracked:

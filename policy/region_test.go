@@ -212,7 +212,7 @@ func TestRegionAtTable(t *testing.T) {
 			"ACCEPT src 0.0.0.0-198.18.6.255 proto tcp dport 80"},
 		{"denied net", TCP("198.18.7.9", 40000, "198.18.0.1", 80), "DROP src 198.18.7.0/24 proto tcp dport 23-65535 or none"},
 		{"failsafe beats the deny", TCP("198.18.7.9", 40000, "198.18.0.1", 22), "ACCEPT proto tcp dport 22"},
-		{"other ports: end of tier", TCP("198.18.1.1", 40000, "198.18.0.1", 8080), "DROP src 0.0.0.0-198.18.6.255 proto 0-6 dport 444-65535 or none"},
+		{"other ports: end of tier", TCP("198.18.1.1", 40000, "198.18.0.1", 8080), "DROP src 0.0.0.0-198.18.6.255 dport 444-65535 or none"},
 		{"udp: end of tier", UDP("198.18.1.1", 40000, "198.18.0.1", 80), "DROP proto 7-255 dport 23-65535 or none"},
 	}
 	for _, c := range cases {

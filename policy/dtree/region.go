@@ -272,8 +272,29 @@ func cellBox(b *Box, k *Key, f int, thr U128) {
 	b.SetField(f, lo, hi)
 }
 
-// maxRegionLeaves bounds the leaves one Region call visits (one per partition).
-const maxRegionLeaves = maxParts
+// regionLeaves bounds the leaves one Region call collects; a subtree the
+// budget does not reach is cut away from the box instead.
+const regionLeaves = 48
+
+// walk is one Region call's range search.
+type walk struct {
+	k      *Key
+	b      *Box
+	bound  int32 // rules ranked at or past bound do not matter
+	n      int
+	leaves [regionLeaves + maxParts]uint32
+}
+
+func (w *walk) add(c uint32) {
+	off := c &^ leafBit
+	for _, l := range w.leaves[:w.n] {
+		if l == off {
+			return
+		}
+	}
+	w.leaves[w.n] = off
+	w.n++
+}
 
 // Region returns the priority of the first rule with priority in [from,
 // to) whose rectangle holds k (-1 when none), and narrows b, which must
@@ -281,6 +302,11 @@ const maxRegionLeaves = maxParts
 // answer's rectangle, outside every rectangle with a priority in [from,
 // answer) (or in [from, to) when there is no answer). to = math.MaxInt32
 // means no upper bound. Region allocates nothing.
+//
+// The rules that could be better than the answer somewhere in b are found
+// by a range search of the trees: every leaf whose cell meets b, k's own
+// first, up to a budget; a subtree past the budget is cut away from b on
+// the field that keeps most of it.
 func (t *Tree) Region(k *Key, from, to int32, b *Box) int32 {
 	if t == nil || len(t.prios) == 0 {
 		return -1
@@ -296,8 +322,6 @@ func (t *Tree) Region(k *Key, from, to int32, b *Box) int32 {
 	if start >= end {
 		return -1
 	}
-	var leaves [maxRegionLeaves]uint32
-	var n int
 	narrow := k.Src.Hi|k.Dst.Hi == 0 && (k.Src.Lo|k.Dst.Lo) <= max32
 	var hit int32
 	if narrow {
@@ -317,36 +341,45 @@ func (t *Tree) Region(k *Key, from, to int32, b *Box) int32 {
 	if hit >= end {
 		hit = noRank
 	}
-	// Walk down to the leaves that could hold rules better than the
-	// answer (and the answer's own), narrowing b to their cells.
-	bound, descend := end, end
+	w := walk{k: k, b: b, bound: end}
 	if hit != noRank {
-		bound, descend = hit, hit+1
-	}
-	if narrow {
-		n = t.narrow.cells(k, descend, b, &leaves)
-	} else {
-		n = t.wide.cells(k, descend, b, &leaves)
-	}
-	if hit != noRank {
+		// Inside the answer's rectangle first: it bounds the search.
+		w.bound = hit + 1
 		var hb Box
 		if narrow {
-			hb = t.narrow.entryBox(t.narrow.find(leaves[:n], hit))
+			t.narrow.points(&w)
+			hb = t.narrow.entryBox(t.narrow.find(w.leaves[:w.n], hit))
 		} else {
-			hb = t.wide.leaf[t.wide.find(leaves[:n], hit)].box()
+			t.wide.points(&w)
+			hb = t.wide.leaf[t.wide.find(w.leaves[:w.n], hit)].box()
 		}
 		b.Intersect(&hb)
+		w.bound = hit
 	}
-	for _, off := range leaves[:n] {
+	full := FullBox(U128{^uint64(0), ^uint64(0)})
+	if narrow {
+		for _, p := range t.narrow.parts {
+			if p.first < w.bound {
+				t.narrow.search(&w, p.root, full, true)
+			}
+		}
+	} else {
+		for _, p := range t.wide.parts {
+			if p.first < w.bound {
+				t.wide.search(&w, p.root, full, true)
+			}
+		}
+	}
+	for _, off := range w.leaves[:w.n] {
 		if narrow {
-			for i := off; t.narrow.leaf[i].rank < bound; i++ {
+			for i := off; t.narrow.leaf[i].rank < w.bound; i++ {
 				if t.narrow.leaf[i].rank >= start {
 					eb := t.narrow.entryBox(i)
 					b.Exclude(k, &eb)
 				}
 			}
 		} else {
-			for i := off; t.wide.leaf[i].rank < bound; i++ {
+			for i := off; t.wide.leaf[i].rank < w.bound; i++ {
 				if t.wide.leaf[i].rank >= start {
 					eb := t.wide.leaf[i].box()
 					b.Exclude(k, &eb)
@@ -374,27 +407,22 @@ func maxU(a, b U128) U128 {
 	return a
 }
 
-// cells walks every partition that may hold a rule ranked below bound down
-// to k's leaf, narrowing b to the cell of each node it passes, and records
-// the leaves. A subtree holding no such rule is not entered: its cell need
-// not be kept.
-func (t *wtree) cells(k *Key, bound int32, b *Box, leaves *[maxRegionLeaves]uint32) int {
-	n := 0
+// points records k's leaf in every partition holding a rule ranked below
+// w.bound.
+func (t *wtree) points(w *walk) {
 	for _, p := range t.parts {
-		if p.first >= bound {
+		if p.first >= w.bound {
 			break
 		}
 		c := p.root
 		for c&leafBit == 0 {
 			nd := &t.nodes[c]
-			if nd.min >= bound {
+			if nd.min >= w.bound {
 				break
 			}
 			q := 0
 			for range 3 {
-				f := int(nd.f[q] & 7)
-				cellBox(b, k, f, nd.thr[q])
-				if less(KeyField(k, f), nd.thr[q]) {
+				if less(KeyField(w.k, int(nd.f[q]&7)), nd.thr[q]) {
 					q = 2*q + 1
 				} else {
 					q = 2*q + 2
@@ -403,31 +431,25 @@ func (t *wtree) cells(k *Key, bound int32, b *Box, leaves *[maxRegionLeaves]uint
 			c = nd.kid[q-7]
 		}
 		if c&leafBit != 0 {
-			leaves[n] = c &^ leafBit
-			n++
+			w.add(c)
 		}
 	}
-	return n
 }
 
-func (t *ntree) cells(k *Key, bound int32, b *Box, leaves *[maxRegionLeaves]uint32) int {
-	n := 0
+func (t *ntree) points(w *walk) {
 	for _, p := range t.parts {
-		if p.first >= bound {
+		if p.first >= w.bound {
 			break
 		}
 		c := p.root
 		for c&leafBit == 0 {
-			if t.mins[c] >= bound {
+			if t.mins[c] >= w.bound {
 				break
 			}
 			nd := &t.nodes[c]
 			q := 0
 			for range 3 {
-				f := int(nd.f >> (3 * q) & 7)
-				thr := U128{0, uint64(nd.thr[q])}
-				cellBox(b, k, f, thr)
-				if less(KeyField(k, f), thr) {
+				if less(KeyField(w.k, int(nd.f>>(3*q)&7)), U128{0, uint64(nd.thr[q])}) {
 					q = 2*q + 1
 				} else {
 					q = 2*q + 2
@@ -436,11 +458,92 @@ func (t *ntree) cells(k *Key, bound int32, b *Box, leaves *[maxRegionLeaves]uint
 			c = nd.kid[q-7]
 		}
 		if c&leafBit != 0 {
-			leaves[n] = c &^ leafBit
-			n++
+			w.add(c)
 		}
 	}
-	return n
+}
+
+// search collects the leaves below kid code c (whose cell is cell; kIn:
+// k lies in it) that may hold rules ranked below w.bound, or cuts them
+// away from w.b: k's own leaf always, others while the budget lasts.
+func (t *wtree) search(w *walk, c uint32, cell Box, kIn bool) {
+	if c&leafBit != 0 {
+		w.add(c)
+		return
+	}
+	if nd := &t.nodes[c]; nd.min < w.bound {
+		t.searchPos(w, nd, 0, cell, kIn)
+	}
+}
+
+func (t *wtree) searchPos(w *walk, nd *snode, q int, cell Box, kIn bool) {
+	if q >= 7 {
+		t.search(w, nd.kid[q-7], cell, kIn)
+		return
+	}
+	kc, oc, kq, oq := sides(w.k, int(nd.f[q]&7), nd.thr[q], &cell, q)
+	if w.enter(&kc, kIn) {
+		t.searchPos(w, nd, kq, kc, kIn)
+	}
+	if w.enter(&oc, false) {
+		t.searchPos(w, nd, oq, oc, false)
+	}
+}
+
+func (t *ntree) search(w *walk, c uint32, cell Box, kIn bool) {
+	if c&leafBit != 0 {
+		w.add(c)
+		return
+	}
+	if t.mins[c] < w.bound {
+		t.searchPos(w, &t.nodes[c], 0, cell, kIn)
+	}
+}
+
+func (t *ntree) searchPos(w *walk, nd *snode32, q int, cell Box, kIn bool) {
+	if q >= 7 {
+		t.search(w, nd.kid[q-7], cell, kIn)
+		return
+	}
+	kc, oc, kq, oq := sides(w.k, int(nd.f>>(3*q)&7), U128{0, uint64(nd.thr[q])}, &cell, q)
+	if w.enter(&kc, kIn) {
+		t.searchPos(w, nd, kq, kc, kIn)
+	}
+	if w.enter(&oc, false) {
+		t.searchPos(w, nd, oq, oc, false)
+	}
+}
+
+// sides splits cell at threshold thr of field f into the side k is on
+// (by comparison) and the other, with their positions below q; an empty
+// side has an empty cell.
+func sides(k *Key, f int, thr U128, cell *Box, q int) (kc, oc Box, kq, oq int) {
+	left, right := *cell, *cell
+	lo, hi := cell.Field(f)
+	if thr == (U128{}) {
+		left.SetField(f, U128{0, 1}, U128{}) // nothing is below 0
+	} else {
+		left.SetField(f, lo, minU(hi, dec(thr)))
+	}
+	right.SetField(f, maxU(lo, thr), hi)
+	if less(KeyField(k, f), thr) {
+		return left, right, 2*q + 1, 2*q + 2
+	}
+	return right, left, 2*q + 2, 2*q + 1
+}
+
+// enter reports whether the search goes into a side whose cell is c: one
+// that meets the box, k's own, or within the budget; a side past the
+// budget is cut away from the box (k is not in it).
+func (w *walk) enter(c *Box, kIn bool) bool {
+	if c.Empty() || !c.Overlaps(w.b) {
+		return false
+	}
+	if !kIn && w.n >= regionLeaves {
+		w.b.Exclude(w.k, c)
+		return false
+	}
+	return true
 }
 
 // find returns the index of the entry ranked r in one of the leaves.
