@@ -376,6 +376,9 @@ type StageDiff struct {
 	Rules []policy.RuleChange
 	// Examined is how many regions the comparison looked at.
 	Examined int
+	// Joined are further scopes with the same changes, shown together
+	// (their interfaces are in In and Out).
+	Joined []Scope
 }
 
 // Result is the semantic difference of two programs.
@@ -387,8 +390,10 @@ type Result struct {
 	Scopes   int // scopes compared
 	Examined int // regions examined, over all scopes
 	// Incomplete: the region budget ran out; the changes found so far are
-	// real, but there may be more.
+	// real, but there may be more. Stopped is the scope being compared
+	// then (later scopes were not compared).
 	Incomplete bool
+	Stopped    *Scope
 }
 
 // Empty reports whether the two programs decide every packet alike.
@@ -422,6 +427,7 @@ func Diff(old, new *policy.Program, opt Options) *Result {
 		}
 		if !complete {
 			res.Incomplete = true
+			res.Stopped = &s
 			break
 		}
 	}
@@ -447,6 +453,7 @@ func joinStages(ds []StageDiff, d StageDiff) []StageDiff {
 			continue
 		}
 		e.Examined += d.Examined
+		e.Joined = append(e.Joined, d.Scope)
 		return ds
 	}
 	return append(ds, d)
