@@ -205,6 +205,7 @@ func runMain(args []string) int {
 		sd.status("installing the policy failed: " + err.Error())
 		return 1
 	}
+	keepRunningCopy(*statsPath, loaded, log) // for diff --pid, reload --dry-run (running.go)
 	if fl != nil {
 		fl.start(ctx)
 		fl.report(fl.first, res.Gen, nil, nil)
@@ -310,6 +311,7 @@ func runMain(args []string) int {
 		}
 		statsMu.Unlock()
 		if err == nil {
+			keepRunningCopy(*statsPath, l, log)
 			go func() {
 				time.Sleep(3 * time.Second)
 				log.Info("re-check after reload", "cut", e.Stats().Cut.Load()-cutBefore)
