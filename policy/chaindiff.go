@@ -38,7 +38,10 @@ type ChainRule struct {
 	// Next is, for a Pass, the index in the chain's rules where
 	// evaluation continues (len(rules) at the end).
 	Next int
-	prio int32 // the rule's first priority in its chain
+	// First and Last are the rule's priorities in its chain (one per
+	// rectangle of a rule the tree holds, one for a slow rule).
+	First, Last int32
+	prio        int32
 }
 
 // ChainSlot names an endpoint's chains.
@@ -92,6 +95,7 @@ func (s *ruleSource) rules(c *chain, fam uint8) []ChainRule {
 	full := dtree.FullBox(famMax(fam))
 	var out []ChainRule
 	firstPrio := make([]int32, len(c.entries))
+	lastPrio := make([]int32, len(c.entries))
 	for i := range firstPrio {
 		firstPrio[i] = -1
 	}
@@ -99,6 +103,7 @@ func (s *ruleSource) rules(c *chain, fam uint8) []ChainRule {
 		if firstPrio[ei] < 0 {
 			firstPrio[ei] = int32(prio)
 		}
+		lastPrio[ei] = int32(prio)
 	}
 	var rects []dtree.Rule
 	for ei := range c.entries {
@@ -106,7 +111,8 @@ func (s *ruleSource) rules(c *chain, fam uint8) []ChainRule {
 		if e.kind == eLog || firstPrio[ei] < 0 {
 			continue
 		}
-		cr := ChainRule{Profile: e.profile, Tier: e.tier, Policy: e.policy, Rule: e.rule, Dir: c.dir, prio: firstPrio[ei], Exact: true}
+		cr := ChainRule{Profile: e.profile, Tier: e.tier, Policy: e.policy, Rule: e.rule, Dir: c.dir, prio: firstPrio[ei], Exact: true,
+			First: firstPrio[ei], Last: lastPrio[ei]}
 		switch e.kind {
 		case eAllow:
 			cr.Action = Allow

@@ -206,3 +206,109 @@ func FlowsFromTrace(r io.Reader, iface func(string) policy.Interface, local func
 	}
 	return out, st, nil
 }
+
+// hitLine is what HitsFromTrace reads of a verdict line.
+type hitLine struct {
+	Type     string `json:"type"`
+	Time     string `json:"time"`
+	Hash     string `json:"hash"`
+	Stage    string `json:"stage"`
+	In       string `json:"in"`
+	Out      string `json:"out"`
+	Endpoint string `json:"endpoint"`
+	Policy   string `json:"policy"`
+	Rule     *int32 `json:"rule"`
+	Reason   string `json:"reason"`
+}
+
+// HitsFromTrace counts, per rule of cfg, the decisions a verdict trace
+// records (lines naming a policy or profile and a rule). A line carries no
+// direction: it is the stage's (forward: the deciding endpoint's side).
+func HitsFromTrace(r io.Reader, cfg *policy.Config) (*RuleHits, error) {
+	h := &RuleHits{hits: map[ruleID]int{}}
+	pols, profs, ifOf := map[string]int32{}, map[string]int32{}, map[string]string{}
+	for i := range cfg.Policies {
+		pols[cfg.Policies[i].Name] = int32(i)
+	}
+	for i := range cfg.Profiles {
+		profs[cfg.Profiles[i].Name] = int32(i)
+	}
+	for _, e := range cfg.HostEndpoints {
+		ifOf[e.Name] = e.InterfaceName
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var l hitLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return nil, fmt.Errorf("line %d: %v", n, err)
+		}
+		if l.Type != "verdict" {
+			continue
+		}
+		h.Verdicts++
+		if h.First == "" {
+			h.First = l.Time
+		}
+		h.Last = l.Time
+		if l.Hash != "" && !slicesContains(h.Hashes, l.Hash) {
+			h.Hashes = append(h.Hashes, l.Hash)
+		}
+		if l.Policy == "" || l.Rule == nil {
+			continue
+		}
+		id := ruleID{rule: *l.Rule}
+		var ok bool
+		if l.Reason == "profile" {
+			id.profile = true
+			id.policy, ok = profs[l.Policy]
+		} else {
+			id.policy, ok = pols[l.Policy]
+		}
+		if !ok {
+			continue
+		}
+		var dirs []policy.Dir
+		switch l.Stage {
+		case "output":
+			dirs = []policy.Dir{policy.Egress}
+		case "untracked":
+			if l.In == "" {
+				dirs = []policy.Dir{policy.Egress}
+			} else {
+				dirs = []policy.Dir{policy.Ingress}
+			}
+		case "forward":
+			ifc := ifOf[l.Endpoint]
+			switch {
+			case ifc == l.In && ifc != l.Out:
+				dirs = []policy.Dir{policy.Ingress}
+			case ifc == l.Out && ifc != l.In:
+				dirs = []policy.Dir{policy.Egress}
+			default:
+				dirs = []policy.Dir{policy.Ingress, policy.Egress}
+			}
+		default:
+			dirs = []policy.Dir{policy.Ingress}
+		}
+		for _, d := range dirs {
+			id.dir = d
+			h.hits[id]++
+		}
+	}
+	return h, sc.Err()
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -360,13 +360,15 @@ func (t *Tree) Region(k *Key, from, to int32, b *Box) int32 {
 	if narrow {
 		for _, p := range t.narrow.parts {
 			if p.first < w.bound {
-				t.narrow.search(&w, p.root, full, true)
+				cell := full
+				t.narrow.search(&w, p.root, &cell, true)
 			}
 		}
 	} else {
 		for _, p := range t.wide.parts {
 			if p.first < w.bound {
-				t.wide.search(&w, p.root, full, true)
+				cell := full
+				t.wide.search(&w, p.root, &cell, true)
 			}
 		}
 	}
@@ -465,8 +467,9 @@ func (t *ntree) points(w *walk) {
 
 // search collects the leaves below kid code c (whose cell is cell; kIn:
 // k lies in it) that may hold rules ranked below w.bound, or cuts them
-// away from w.b: k's own leaf always, others while the budget lasts.
-func (t *wtree) search(w *walk, c uint32, cell Box, kIn bool) {
+// away from w.b: k's own leaf always, others while the budget lasts. cell
+// is changed and restored on the way (no copies: this is the hot loop).
+func (t *wtree) search(w *walk, c uint32, cell *Box, kIn bool) {
 	if c&leafBit != 0 {
 		w.add(c)
 		return
@@ -476,21 +479,34 @@ func (t *wtree) search(w *walk, c uint32, cell Box, kIn bool) {
 	}
 }
 
-func (t *wtree) searchPos(w *walk, nd *snode, q int, cell Box, kIn bool) {
+func (t *wtree) searchPos(w *walk, nd *snode, q int, cell *Box, kIn bool) {
 	if q >= 7 {
 		t.search(w, nd.kid[q-7], cell, kIn)
 		return
 	}
-	kc, oc, kq, oq := sides(w.k, int(nd.f[q]&7), nd.thr[q], &cell, q)
-	if w.enter(&kc, kIn) {
-		t.searchPos(w, nd, kq, kc, kIn)
-	}
-	if w.enter(&oc, false) {
-		t.searchPos(w, nd, oq, oc, false)
+	f, thr := int(nd.f[q]&7), nd.thr[q]
+	lo, hi := cell.Field(f)
+	kLeft := less(KeyField(w.k, f), thr)
+	for side := range 2 {
+		left := kLeft == (side == 0)
+		slo, shi, ok := sideRange(lo, hi, thr, left)
+		if !ok {
+			continue
+		}
+		cell.SetField(f, slo, shi)
+		in := kIn && side == 0
+		if w.enter(cell, in) {
+			if left {
+				t.searchPos(w, nd, 2*q+1, cell, in)
+			} else {
+				t.searchPos(w, nd, 2*q+2, cell, in)
+			}
+		}
+		cell.SetField(f, lo, hi)
 	}
 }
 
-func (t *ntree) search(w *walk, c uint32, cell Box, kIn bool) {
+func (t *ntree) search(w *walk, c uint32, cell *Box, kIn bool) {
 	if c&leafBit != 0 {
 		w.add(c)
 		return
@@ -500,43 +516,52 @@ func (t *ntree) search(w *walk, c uint32, cell Box, kIn bool) {
 	}
 }
 
-func (t *ntree) searchPos(w *walk, nd *snode32, q int, cell Box, kIn bool) {
+func (t *ntree) searchPos(w *walk, nd *snode32, q int, cell *Box, kIn bool) {
 	if q >= 7 {
 		t.search(w, nd.kid[q-7], cell, kIn)
 		return
 	}
-	kc, oc, kq, oq := sides(w.k, int(nd.f>>(3*q)&7), U128{0, uint64(nd.thr[q])}, &cell, q)
-	if w.enter(&kc, kIn) {
-		t.searchPos(w, nd, kq, kc, kIn)
-	}
-	if w.enter(&oc, false) {
-		t.searchPos(w, nd, oq, oc, false)
+	f, thr := int(nd.f>>(3*q)&7), U128{0, uint64(nd.thr[q])}
+	lo, hi := cell.Field(f)
+	kLeft := less(KeyField(w.k, f), thr)
+	for side := range 2 {
+		left := kLeft == (side == 0)
+		slo, shi, ok := sideRange(lo, hi, thr, left)
+		if !ok {
+			continue
+		}
+		cell.SetField(f, slo, shi)
+		in := kIn && side == 0
+		if w.enter(cell, in) {
+			if left {
+				t.searchPos(w, nd, 2*q+1, cell, in)
+			} else {
+				t.searchPos(w, nd, 2*q+2, cell, in)
+			}
+		}
+		cell.SetField(f, lo, hi)
 	}
 }
 
-// sides splits cell at threshold thr of field f into the side k is on
-// (by comparison) and the other, with their positions below q; an empty
-// side has an empty cell.
-func sides(k *Key, f int, thr U128, cell *Box, q int) (kc, oc Box, kq, oq int) {
-	left, right := *cell, *cell
-	lo, hi := cell.Field(f)
-	if thr == (U128{}) {
-		left.SetField(f, U128{0, 1}, U128{}) // nothing is below 0
-	} else {
-		left.SetField(f, lo, minU(hi, dec(thr)))
+// sideRange is the part of [lo, hi] below thr (left) or at and above it.
+func sideRange(lo, hi, thr U128, left bool) (U128, U128, bool) {
+	if left {
+		if thr == (U128{}) || !less(lo, thr) {
+			return lo, hi, false
+		}
+		return lo, minU(hi, dec(thr)), true
 	}
-	right.SetField(f, maxU(lo, thr), hi)
-	if less(KeyField(k, f), thr) {
-		return left, right, 2*q + 1, 2*q + 2
+	if less(hi, thr) {
+		return lo, hi, false
 	}
-	return right, left, 2*q + 2, 2*q + 1
+	return maxU(lo, thr), hi, true
 }
 
 // enter reports whether the search goes into a side whose cell is c: one
 // that meets the box, k's own, or within the budget; a side past the
 // budget is cut away from the box (k is not in it).
 func (w *walk) enter(c *Box, kIn bool) bool {
-	if c.Empty() || !c.Overlaps(w.b) {
+	if !c.Overlaps(w.b) {
 		return false
 	}
 	if !kIn && w.n >= regionLeaves {
