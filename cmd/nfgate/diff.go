@@ -602,11 +602,11 @@ func traceText(p *policy.Program, t policy.Trace, strip string) string {
 }
 
 func printDiff(w io.Writer, r *diffReport) {
-	old := r.Old.Config
+	old := fmt.Sprintf("%s (hash %s)", r.Old.Config, r.Old.Hash)
 	if r.Old.Description != "" {
 		old = r.Old.Description
 	}
-	fmt.Fprintf(w, "nfgate diff: %s (hash %s) -> %s (hash %s)\n", old, r.Old.Hash, r.New.Config, r.New.Hash)
+	fmt.Fprintf(w, "nfgate diff: %s -> %s (hash %s)\n", old, r.New.Config, r.New.Hash)
 	if len(r.Settings) > 0 {
 		fmt.Fprintln(w, "\nSettings:")
 		for _, s := range r.Settings {

@@ -163,6 +163,8 @@ func TestDiffPredictsReloadCuts(t *testing.T) {
 	d.write(newCfg)
 	dr := runJSON(t, "reload", "--dry-run", "--pid", pid, "--stats", d.stats, "--json")
 	c.is("reload --dry-run predicts the same cuts", slices.Equal(cutPorts(dr), wantCut) && dr.Flows.Cut == len(wantCut), true)
+	out, _ := exec.Command(nfgateBin, "reload", "--dry-run", "--pid", pid, "--stats", d.stats).CombinedOutput()
+	t.Logf("nfgate reload --dry-run --pid %s:\n%s", pid, out)
 	c.is("--dry-run reloaded nothing (generation 1)", d.Stats().Gen == 1, true)
 
 	before := d.Stats()
