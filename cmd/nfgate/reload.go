@@ -85,8 +85,11 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	pid := fs.Int("pid", 0, "process id of the running daemon (systemd: $MAINPID)")
 	stats := fs.String("stats", "/run/nfgate/stats.json", "the daemon's --stats file")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for the outcome")
+	dryRun := fs.Bool("dry-run", false, "do not reload: show what the reload would change (nfgate diff against the running policy, with the live flows its re-check would cut)")
+	dryConfig := fs.String("config", "", "with --dry-run: the configuration to compare (default: the daemon's --config, what a reload loads)")
+	dryJSON := fs.Bool("json", false, "with --dry-run: print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: nfgate reload --pid PID [--stats FILE] [--timeout 60s]")
+		fmt.Fprintln(stderr, "usage: nfgate reload --pid PID [--stats FILE] [--timeout 60s] [--dry-run [--config FILE] [--json]]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +107,9 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		return fail("process %d: %v", *pid, err)
 	} else if name != "nfgate" {
 		return fail("process %d is %q, not nfgate", *pid, name)
+	}
+	if *dryRun {
+		return reloadDryRun(*pid, *stats, *dryConfig, *dryJSON, stdout, stderr) // diff.go
 	}
 	before, err := readReloadStats(*stats)
 	if err != nil {

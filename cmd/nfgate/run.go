@@ -368,6 +368,7 @@ func runMain(args []string) int {
 		sd.status("installing the policy failed: " + err.Error())
 		return 1
 	}
+	keepRunningCopy(*statsPath, loaded, log) // for diff --pid, reload --dry-run (running.go)
 	if fl != nil {
 		fl.start(ctx)
 		fl.report(fl.first, res.Gen, nil, nil)
@@ -490,6 +491,9 @@ func runMain(args []string) int {
 			lastReload.Warnings = []string{"re-check of existing flows incomplete: " + res.RecheckErr.Error()}
 		}
 		statsMu.Unlock()
+		if err == nil {
+			keepRunningCopy(*statsPath, l, log) // for diff --pid, reload --dry-run (running.go)
+		}
 		switch {
 		case err == nil && res.RecheckErr != nil:
 			sd.ready(liveStatus(fmt.Sprintf("%s, DEGRADED: re-check of existing flows incomplete (%v), %d flows re-checked; ",
