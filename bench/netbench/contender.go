@@ -25,7 +25,8 @@ type Kind int
 const (
 	Kernel   Kind = iota // forwarding with conntrack, no filtering
 	Iptables             // the policy as linear iptables rules in FORWARD
-	Bare                 // bare NFQUEUE reader accepting everything
+	Bare                 // go-nfqueue reader accepting everything
+	BestBare             // the raw-netlink ceiling reader accepting everything (shared/bench/bestbare)
 	Nfgate               // nfgate run with the policy
 )
 
@@ -42,8 +43,46 @@ type Contender struct {
 	TOML       bool // nfgate: the policy in native TOML instead of Calico YAML
 }
 
-// queueBase is the bare reader's first queue (nfgate uses its default 100).
+// queueBase is the bare readers' first queue (nfgate uses its default 100).
 const queueBase = 200
+
+// bestBareBin is the ceiling reader, built by BuildBestBare ("": absent).
+var bestBareBin string
+
+// DefaultBestBareDir is where the ceiling reader's source is looked for
+// (netbench -bestbare, or NETBENCH_BESTBARE).
+const DefaultBestBareDir = "/work/shared/bench/bestbare"
+
+// BuildBestBare builds the ceiling reader from its source directory into
+// tmp (a copy: the source may be read-only). It returns the reason it could
+// not; the harness then runs without that contender.
+func BuildBestBare(src, tmp string) error {
+	if _, err := os.Stat(filepath.Join(src, "main.go")); err != nil {
+		return fmt.Errorf("bestbare source not found at %s (-bestbare DIR)", src)
+	}
+	dir := filepath.Join(tmp, "bestbare-src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{"main.go", "go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			return err
+		}
+	}
+	bin := filepath.Join(tmp, "bestbare")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building bestbare: %v: %s", err, out)
+	}
+	bestBareBin = bin
+	return nil
+}
 
 // running is a started contender.
 type running struct {
@@ -120,6 +159,20 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 		r.pid = r.cmd.Process.Pid
 		if err := waitFor(10*time.Second, func() bool { return strings.Contains(r.log.String(), "ready") }, r.cmd); err != nil {
 			return nil, fmt.Errorf("bare reader: %v: %s", err, r.log.String())
+		}
+		return r, nil
+	case BestBare:
+		if bestBareBin == "" {
+			return nil, fmt.Errorf("bestbare was not built")
+		}
+		if err := l.IptablesRestore(BareRules(queueBase, c.Queues)); err != nil {
+			return nil, err
+		}
+		r.cmd = l.Start(nsGW, r.log, bestBareBin, "-queue", strconv.Itoa(queueBase), "-n", strconv.Itoa(c.Queues),
+			"-mark", fmt.Sprintf("%#x", bareMark))
+		r.pid = r.cmd.Process.Pid
+		if err := waitFor(10*time.Second, func() bool { return strings.Contains(r.log.String(), "ready") }, r.cmd); err != nil {
+			return nil, fmt.Errorf("bestbare: %v: %s", err, r.log.String())
 		}
 		return r, nil
 	case Nfgate:

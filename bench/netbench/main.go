@@ -35,6 +35,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "progress on stderr")
 	fs.StringVar(&o.PerfDir, "perf", "", "record perf profiles of nfgate and the bare reader during the CPU run into this directory")
 	fs.BoolVar(&o.DumpRules, "dump-rules", false, "with -v: print the gateway's ruleset for each contender")
+	bestDir := fs.String("bestbare", envOr("NETBENCH_BESTBARE", DefaultBestBareDir), "source directory of the bestbare ceiling reader (built into a temp dir; skipped when absent)")
 	only := fs.String("only", "", "run only contenders whose name matches this regexp (and skip the reload unless it matches \"reload\")")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -90,6 +91,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if err := BuildBestBare(*bestDir, sh.TempDir()); err != nil {
+		fmt.Fprintf(stderr, "netbench: %v: running without the bestbare contender\n", err)
+	}
 	if *waitLoad > 0 {
 		end := time.Now().Add(20 * time.Minute)
 		for {
@@ -117,6 +121,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		res.Start.UTC().Format("2006-01-02 15:04 MST"), machine())
 	res.Markdown(stdout)
 	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 // runGuarded turns the shim's fatal panics into errors.

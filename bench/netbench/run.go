@@ -97,13 +97,18 @@ func Contenders(sizes []int) []Contender {
 			Throughput: n == big, Flood: n == big})
 	}
 	cs = append(cs, Contender{Name: "nfqueue-bare", Kind: Bare, Queues: 1, Full: true, Throughput: true})
+	if bestBareBin != "" {
+		cs = append(cs, Contender{Name: "bestbare", Kind: BestBare, Queues: 1, Full: true})
+	}
 	for _, n := range sizes {
 		cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true,
 			Throughput: n == big, Flood: n == big})
 	}
-	cs = append(cs,
-		Contender{Name: "nfqueue-bare-2q", Kind: Bare, Queues: 2},
-		Contender{Name: fmt.Sprintf("nfgate-%d-2q", big), Kind: Nfgate, Rules: big, Queues: 2})
+	cs = append(cs, Contender{Name: "nfqueue-bare-2q", Kind: Bare, Queues: 2})
+	if bestBareBin != "" {
+		cs = append(cs, Contender{Name: "bestbare-2q", Kind: BestBare, Queues: 2})
+	}
+	cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d-2q", big), Kind: Nfgate, Rules: big, Queues: 2})
 	return cs
 }
 
@@ -309,7 +314,7 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 		res.put(c.Name, mFloodMax, round, a)
 		res.put(c.Name, mFloodMaxSent, round, f)
 	}
-	if c.Kind == Bare || c.Kind == Nfgate {
+	if c.Kind == Bare || c.Kind == BestBare || c.Kind == Nfgate {
 		qd1, ud1 := l.QueueStats()
 		res.put(c.Name, mQDrop, round, float64(qd1-qd0+ud1-ud0))
 	}
