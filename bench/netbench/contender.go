@@ -41,6 +41,7 @@ type Contender struct {
 	Throughput bool // iperf3
 	Flood      bool // allowed new flows under a denied flood
 	TOML       bool // nfgate: the policy in native TOML instead of Calico YAML
+	Bin        string // nfgate: this binary instead of Options.NfgateBin (-baseline)
 }
 
 // queueBase is the bare readers' first queue (nfgate uses its default 100).
@@ -181,6 +182,9 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 		var err error
 		if r.cfg, err = WriteConfig(dir, policies.get(c.Rules, 1), topology(c.Queues), !c.TOML); err != nil {
 			return nil, err
+		}
+		if c.Bin != "" {
+			nfgateBin = c.Bin
 		}
 		r.cmd = l.Start(nsGW, r.log, nfgateBin, "run", "--config", r.cfg, "--stats", r.stats,
 			"--queue-balance", strconv.Itoa(c.Queues))

@@ -30,6 +30,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Runs, "runs", 0, "runs per figure (default 3; quick 1)")
 	sizes := fs.String("sizes", "", "policy sizes, comma-separated (default 10,1000,10000)")
 	fs.StringVar(&o.NfgateBin, "nfgate", "", "nfgate binary (default: go build ./cmd/nfgate)")
+	fs.StringVar(&o.Baseline, "baseline", "", "another nfgate binary (e.g. the previous release), measured as base-N contenders in the same rounds")
 	fs.Float64Var(&o.FloodRate, "flood-rate", 0, "paced denied flood, packets/s (default 20000; an unpaced flood is measured too)")
 	waitLoad := fs.Float64("wait-load", 0, "before measuring, wait (up to 20 min) until the 1-minute load average is below this")
 	verbose := fs.Bool("v", false, "progress on stderr")

@@ -145,6 +145,17 @@ func (r *Results) Markdown(w io.Writer) {
 			xfmt(r.Ratio(c, mUDPDeep, "kernel", mUDPDeep)), xfmt(r.Ratio(c, mTput, "kernel", mTput)))
 	}
 
+	if o.Baseline != "" {
+		fmt.Fprintf(w, "\n#### Against the baseline binary (`%s`, contenders base-N), within each run\n\n", o.Baseline)
+		fmt.Fprintln(w, "| policy | UDP new flows nfgate / base | CPU per flow nfgate / base | added latency p50 nfgate − base µs | p99 µs |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+		for _, n := range sizes {
+			g, b := fmt.Sprintf("nfgate-%d", n), fmt.Sprintf("base-%d", n)
+			fmt.Fprintf(w, "| %d rules | %s | %s | %s | %s |\n", n, xfmt(r.Ratio(g, mUDPDeep, b, mUDPDeep)),
+				xfmt(r.Ratio(g, mCPU, b, mCPU)), f1(r.Diff(g, b, mLatP50)), f1(r.Diff(g, b, mLatP99)))
+		}
+	}
+
 	fmt.Fprintf(w, "\n#### Reload of %d rules with an established flow (figure 4)\n\n", o.ReloadSize)
 	fmt.Fprintln(w, "| policy format | reloads | SIGHUP → new generation, median ms | max ms | flow's longest gap (10 ms probe), median ms | max ms | flows lost |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")

@@ -23,6 +23,7 @@ type Options struct {
 	Runs      int   // rounds; every figure is measured once per round
 	Sizes     []int // policy sizes
 	NfgateBin string
+	Baseline  string // another nfgate binary, measured as "base-N" contenders in the same rounds
 	Log       io.Writer // progress (nil: discard)
 
 	FlowDur    time.Duration // one new-flow rate measurement
@@ -88,8 +89,9 @@ func defD(p *time.Duration, v time.Duration) {
 	}
 }
 
-// Contenders returns the gateway configurations for the given sizes.
-func Contenders(sizes []int) []Contender {
+// Contenders returns the gateway configurations for the given sizes (and
+// the baseline binary's, when there is one).
+func Contenders(sizes []int, baseline string) []Contender {
 	big := sizes[len(sizes)-1]
 	cs := []Contender{{Name: "kernel", Kind: Kernel, Full: true, Throughput: true}}
 	for _, n := range sizes {
@@ -103,6 +105,11 @@ func Contenders(sizes []int) []Contender {
 	for _, n := range sizes {
 		cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true,
 			Throughput: n == big, Flood: n == big})
+	}
+	if baseline != "" {
+		for _, n := range sizes {
+			cs = append(cs, Contender{Name: fmt.Sprintf("base-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true, Bin: baseline})
+		}
 	}
 	cs = append(cs, Contender{Name: "nfqueue-bare-2q", Kind: Bare, Queues: 2})
 	if bestBareBin != "" {
@@ -167,7 +174,7 @@ func (r *Results) put(c, m string, round int, v float64) {
 func Run(t TB, o Options) (*Results, error) {
 	o.Defaults()
 	res := &Results{Opt: o, M: map[string]map[string][]float64{}, Start: time.Now()}
-	for _, c := range Contenders(o.Sizes) {
+	for _, c := range Contenders(o.Sizes, o.Baseline) {
 		if o.Only == nil || o.Only.MatchString(c.Name) {
 			res.Order = append(res.Order, c)
 		}

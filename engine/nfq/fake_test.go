@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -565,4 +567,27 @@ func BenchmarkReaderPath(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*engine.MaxBurst), "ns/packet")
 	b.ReportMetric(float64(s.bytes)/float64(b.N*engine.MaxBurst), "verdict-bytes/packet")
+}
+
+// verifyBound reads the kernel's queue table: a queue it does not list, or
+// lists with another socket's port or another copy range, is not bound.
+func TestVerifyBound(t *testing.T) {
+	table := "  100  11111     0 2   256     0     0        0  1\n  104  22222     3 2   256     0     0       17  1\n  105  33333     0 2  0xffff     0     0        0  1\n"
+	path := filepath.Join(t.TempDir(), "nfnetlink_queue")
+	if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		num  uint16
+		port uint32
+		ok   bool
+	}{{104, 22222, true}, {104, 11111, false}, {101, 11111, false}, {105, 33333, false}} {
+		err := verifyBound(path, c.num, c.port, 256)
+		if (err == nil) != c.ok {
+			t.Errorf("queue %d port %d: %v, want ok=%v", c.num, c.port, err, c.ok)
+		}
+	}
+	if err := verifyBound(filepath.Join(t.TempDir(), "absent"), 104, 1, 256); err != nil {
+		t.Errorf("no table (no /proc): %v, want the acknowledgement to suffice", err)
+	}
 }

@@ -252,6 +252,27 @@ COMMIT
 	if row == nil || row[2] != "0" {
 		t.Errorf("kernel queue row %q: packets left waiting", row)
 	}
+
+	// A verdict the kernel refuses (the packet is gone: a hook that was
+	// removed flushes its queued packets) is counted, and the reader goes
+	// on. (Before nfgate had its own reader, the refusal ended the reader
+	// and the daemon, its hooks left in place: closed mode dropped every
+	// new flow with no queue bound.)
+	if err := q.SetVerdicts([]engine.Verdict{{ID: 1 << 30, Action: engine.NfAccept}}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); e.Snapshot().VerdictErr == 0 && time.Now().Before(end); {
+		conn.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("198.18.5.2"), Port: first})
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := e.Snapshot().Queued["output"]
+	conn.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("198.18.5.2"), Port: first})
+	for end := time.Now().Add(5 * time.Second); e.Snapshot().Queued["output"] == before && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if st := e.Snapshot(); st.VerdictErr != 1 || st.Queued["output"] == before {
+		t.Errorf("after a refused verdict: %d verdict errors (want 1), queued %d -> %d (the reader must go on)", st.VerdictErr, before, st.Queued["output"])
+	}
 	cancel()
 	if err := <-runErr; err != nil {
 		t.Fatal(err)
