@@ -37,10 +37,10 @@ type Contender struct {
 	Rules  int // policy size (Iptables, Nfgate)
 	Queues int // NFQUEUE queues (Bare, Nfgate)
 	// Which figures it takes part in beyond the UDP new-flow rate.
-	Full       bool // TCP connect rate, latency, CPU/RSS
-	Throughput bool // iperf3
-	Flood      bool // allowed new flows under a denied flood
-	TOML       bool // nfgate: the policy in native TOML instead of Calico YAML
+	Full       bool   // TCP connect rate, latency, CPU/RSS
+	Throughput bool   // iperf3
+	Flood      bool   // allowed new flows under a denied flood
+	TOML       bool   // nfgate: the policy in native TOML instead of Calico YAML
 	Bin        string // nfgate: this binary instead of Options.NfgateBin (-baseline)
 }
 

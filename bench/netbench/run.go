@@ -23,7 +23,7 @@ type Options struct {
 	Runs      int   // rounds; every figure is measured once per round
 	Sizes     []int // policy sizes
 	NfgateBin string
-	Baseline  string // another nfgate binary, measured as "base-N" contenders in the same rounds
+	Baseline  string    // another nfgate binary, measured as "base-N" contenders in the same rounds
 	Log       io.Writer // progress (nil: discard)
 
 	FlowDur    time.Duration // one new-flow rate measurement
