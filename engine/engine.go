@@ -79,6 +79,7 @@ type Engine struct {
 	marks   Marks
 	log     *slog.Logger
 	now     func() time.Time
+	mono    bool // now is time.Now: see nanos
 	cur     atomic.Pointer[snapshot]
 	mu      sync.Mutex // serialises Swap and link refreshes
 	gen     uint64
@@ -166,10 +167,11 @@ func New(o Options) (*Engine, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	mono := o.Now == nil // the packet path may read the monotonic clock alone (worker.go)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, cuts: make(chan FlowTuple, 1024)}
+	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, mono: mono, cuts: make(chan FlowTuple, 1024)}
 	return e, nil
 }
 
