@@ -128,6 +128,31 @@ func (r *Results) Markdown(w io.Writer) {
 			f2(r.Med(n, mTput)), f2(r.Med(n, mCPU)), f1(r.Med(n, mRSS)))
 	}
 
+	fmt.Fprintf(w, "\n#### Each run (UDP new flows/s, deep rule; CPU ms per 1k flows)\n\n")
+	fmt.Fprintf(w, "| contender |")
+	for i := range o.Runs {
+		fmt.Fprintf(w, " run %d |", i+1)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", o.Runs))
+	for _, c := range r.Order {
+		if !c.Full {
+			continue
+		}
+		fmt.Fprintf(w, "| %s |", c.Name)
+		rate, cpu := r.get(c.Name, mUDPDeep), r.get(c.Name, mCPU)
+		for i := range o.Runs {
+			v := "–"
+			if i < len(rate) {
+				v = kfmt(rate[i])
+			}
+			if i < len(cpu) && !math.IsNaN(cpu[i]) {
+				v += " (" + f2(cpu[i]) + ")"
+			}
+			fmt.Fprintf(w, " %s |", v)
+		}
+		fmt.Fprintln(w)
+	}
+
 	fmt.Fprintf(w, "\n#### Ratios within each run (new flows: deep rule)\n\n")
 	fmt.Fprintln(w, "| nfgate policy | UDP new flows vs bestbare | vs nfqueue-bare | vs iptables (same rules) | vs kernel | CPU per flow vs bestbare | TCP conn/s vs bestbare | vs iptables | iperf3 vs kernel |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
