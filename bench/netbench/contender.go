@@ -16,6 +16,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfgate/nfgate/engine"
+	"github.com/nfgate/nfgate/policy"
+	"github.com/nfgate/nfgate/policy/config"
 	"github.com/nfgate/nfgate/test/netlab"
 )
 
@@ -42,6 +45,11 @@ type Contender struct {
 	Flood      bool   // allowed new flows under a denied flood
 	TOML       bool   // nfgate: the policy in native TOML instead of Calico YAML
 	Bin        string // nfgate: this binary instead of Options.NfgateBin (-baseline)
+	// Hooks (BestBare): run under nfgate's own hooks for the policy of
+	// Rules rules (installed by nfgate, which then stops and leaves them),
+	// answering as nfgate answers an accepted forwarded flow: the kernel's
+	// share of nfgate's cost, without nfgate's decisions.
+	Hooks bool
 }
 
 // queueBase is the bare readers' first queue (nfgate uses its default 100).
@@ -166,35 +174,60 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 		if bestBareBin == "" {
 			return nil, fmt.Errorf("bestbare was not built")
 		}
-		if err := l.IptablesRestore(BareRules(queueBase, c.Queues)); err != nil {
+		q, mark := queueBase, uint32(bareMark)
+		if c.Hooks {
+			if err := l.nfgateHooks(c, nfgateBin, dir); err != nil {
+				return nil, err
+			}
+			m, _ := engine.NewMarks(config.DefaultRuntime().MarkMask)
+			q, mark = int(config.DefaultRuntime().QueueBase)+int(policy.StageForward)*c.Queues, m.FwdDone()|m.FwdAccept()
+		} else if err := l.IptablesRestore(BareRules(queueBase, c.Queues)); err != nil {
 			return nil, err
 		}
-		r.cmd = l.Start(nsGW, r.log, bestBareBin, "-queue", strconv.Itoa(queueBase), "-n", strconv.Itoa(c.Queues),
-			"-mark", fmt.Sprintf("%#x", bareMark))
+		r.cmd = l.Start(nsGW, r.log, bestBareBin, "-queue", strconv.Itoa(q), "-n", strconv.Itoa(c.Queues),
+			"-mark", fmt.Sprintf("%#x", mark))
 		r.pid = r.cmd.Process.Pid
 		if err := waitFor(10*time.Second, func() bool { return strings.Contains(r.log.String(), "ready") }, r.cmd); err != nil {
 			return nil, fmt.Errorf("bestbare: %v: %s", err, r.log.String())
 		}
 		return r, nil
 	case Nfgate:
-		r.stats = filepath.Join(dir, "stats.json")
-		os.Remove(r.stats)
-		var err error
-		if r.cfg, err = WriteConfig(dir, policies.get(c.Rules, 1), topology(c.Queues), !c.TOML); err != nil {
-			return nil, err
-		}
-		if c.Bin != "" {
-			nfgateBin = c.Bin
-		}
-		r.cmd = l.Start(nsGW, r.log, nfgateBin, "run", "--config", r.cfg, "--stats", r.stats,
-			"--queue-balance", strconv.Itoa(c.Queues))
-		r.pid = r.cmd.Process.Pid
-		if err := waitFor(90*time.Second, func() bool { s, ok := r.nfgateStats(); return ok && s.Gen >= 1 }, r.cmd); err != nil {
-			return nil, fmt.Errorf("nfgate did not start: %v:\n%s", err, r.log.String())
-		}
-		return r, nil
+		return l.startNfgate(c, nfgateBin, dir)
 	}
 	return nil, fmt.Errorf("unknown contender kind %d", c.Kind)
+}
+
+// startNfgate runs nfgate with c's policy until its first generation is live.
+func (l *Lab) startNfgate(c Contender, nfgateBin, dir string) (*running, error) {
+	r := &running{c: c, lab: l, log: &syncBuf{}}
+	r.stats = filepath.Join(dir, "stats.json")
+	os.Remove(r.stats)
+	var err error
+	if r.cfg, err = WriteConfig(dir, policies.get(c.Rules, 1), topology(c.Queues), !c.TOML); err != nil {
+		return nil, err
+	}
+	if c.Bin != "" {
+		nfgateBin = c.Bin
+	}
+	r.cmd = l.Start(nsGW, r.log, nfgateBin, "run", "--config", r.cfg, "--stats", r.stats,
+		"--queue-balance", strconv.Itoa(c.Queues))
+	r.pid = r.cmd.Process.Pid
+	if err := waitFor(90*time.Second, func() bool { s, ok := r.nfgateStats(); return ok && s.Gen >= 1 }, r.cmd); err != nil {
+		return nil, fmt.Errorf("nfgate did not start: %v:\n%s", err, r.log.String())
+	}
+	return r, nil
+}
+
+// nfgateHooks installs nfgate's hooks for c's policy: nfgate starts, goes
+// live and stops; its kernel rules stay (as on any nfgate stop).
+func (l *Lab) nfgateHooks(c Contender, nfgateBin, dir string) error {
+	n := c
+	n.Kind, n.Hooks = Nfgate, false
+	r, err := l.startNfgate(n, nfgateBin, dir)
+	if err != nil {
+		return err
+	}
+	return netlab.Stop(r.cmd, unix.SIGTERM, 5*time.Second)
 }
 
 // stop ends c's process and clears the gateway.

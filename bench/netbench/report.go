@@ -154,19 +154,20 @@ func (r *Results) Markdown(w io.Writer) {
 	}
 
 	fmt.Fprintf(w, "\n#### Ratios within each run (new flows: deep rule)\n\n")
-	fmt.Fprintln(w, "| nfgate policy | UDP new flows vs bestbare | vs nfqueue-bare | vs iptables (same rules) | vs kernel | CPU per flow vs bestbare | TCP conn/s vs bestbare | vs iptables | iperf3 vs kernel |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| nfgate policy | UDP new flows vs bestbare | vs bestbare-hooks | vs nfqueue-bare | vs iptables (same rules) | vs kernel | CPU per flow vs bestbare | vs bestbare-hooks | TCP conn/s vs bestbare | vs iptables | iperf3 vs kernel |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, n := range sizes {
 		g, ipt := fmt.Sprintf("nfgate-%d", n), fmt.Sprintf("iptables-%d", n)
-		fmt.Fprintf(w, "| %d rules | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
-			xfmt(r.Ratio(g, mUDPDeep, "bestbare", mUDPDeep)), xfmt(r.Ratio(g, mUDPDeep, "nfqueue-bare", mUDPDeep)),
+		fmt.Fprintf(w, "| %d rules | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
+			xfmt(r.Ratio(g, mUDPDeep, "bestbare", mUDPDeep)), xfmt(r.Ratio(g, mUDPDeep, "bestbare-hooks", mUDPDeep)),
+			xfmt(r.Ratio(g, mUDPDeep, "nfqueue-bare", mUDPDeep)),
 			xfmt(r.Ratio(g, mUDPDeep, ipt, mUDPDeep)), xfmt(r.Ratio(g, mUDPDeep, "kernel", mUDPDeep)),
-			xfmt(r.Ratio(g, mCPU, "bestbare", mCPU)),
+			xfmt(r.Ratio(g, mCPU, "bestbare", mCPU)), xfmt(r.Ratio(g, mCPU, "bestbare-hooks", mCPU)),
 			xfmt(r.Ratio(g, mTCP, "bestbare", mTCP)), xfmt(r.Ratio(g, mTCP, ipt, mTCP)),
 			xfmt(r.Ratio(g, mTput, "kernel", mTput)))
 	}
-	for _, c := range []string{fmt.Sprintf("iptables-%d", big), "nfqueue-bare", "bestbare"} {
-		fmt.Fprintf(w, "| %s vs kernel | – | – | – | %s | – | – | – | %s |\n", c,
+	for _, c := range []string{fmt.Sprintf("iptables-%d", big), "nfqueue-bare", "bestbare", "bestbare-hooks"} {
+		fmt.Fprintf(w, "| %s vs kernel | – | – | – | – | %s | – | – | – | – | %s |\n", c,
 			xfmt(r.Ratio(c, mUDPDeep, "kernel", mUDPDeep)), xfmt(r.Ratio(c, mTput, "kernel", mTput)))
 	}
 

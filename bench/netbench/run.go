@@ -100,7 +100,8 @@ func Contenders(sizes []int, baseline string) []Contender {
 	}
 	cs = append(cs, Contender{Name: "nfqueue-bare", Kind: Bare, Queues: 1, Full: true, Throughput: true})
 	if bestBareBin != "" {
-		cs = append(cs, Contender{Name: "bestbare", Kind: BestBare, Queues: 1, Full: true})
+		cs = append(cs, Contender{Name: "bestbare", Kind: BestBare, Queues: 1, Full: true},
+			Contender{Name: "bestbare-hooks", Kind: BestBare, Rules: sizes[0], Queues: 1, Full: true, Hooks: true})
 	}
 	for _, n := range sizes {
 		cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true,
