@@ -67,6 +67,10 @@ type worker struct {
 	td    policy.Decision
 	tnote string
 	scope DenyScope // of the packet being decided
+	// The last interface pair's bindings in snapshot bs.
+	bs        *snapshot
+	bIn, bOut uint32
+	inB, outB policy.Binding
 }
 
 // slot is one packet of a burst.
@@ -398,7 +402,13 @@ func (w *worker) evaluate(s *snapshot, p *Packet, pkt *classify.Packet) (d polic
 	e := w.e
 	st := w.stage
 	m := e.marks
-	inB, outB := s.bind(p.InIf), s.bind(p.OutIf)
+	// Bindings of the interface pair: a queue's packets mostly come from
+	// the same pair, so the last lookup is kept (per snapshot).
+	if s != w.bs || p.InIf != w.bIn || p.OutIf != w.bOut {
+		w.bs, w.bIn, w.bOut = s, p.InIf, p.OutIf
+		w.inB, w.outB = s.bind(p.InIf), s.bind(p.OutIf)
+	}
+	inB, outB := &w.inB, &w.outB
 	d = policy.Decision{Verdict: policy.None, Reason: policy.ReasonNotPoliced, Endpoint: policy.NoEndpoint,
 		Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
 	// sc is everything besides the packet the decision depends on.
