@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"sync/atomic"
+
 	"github.com/nfgate/nfgate/classify"
 	"github.com/nfgate/nfgate/conntrack"
 	"github.com/nfgate/nfgate/engine/denycache"
@@ -12,34 +14,60 @@ import (
 // DefaultDecoder returns a classify.Decoder.
 func DefaultDecoder() Decoder { return new(classify.Decoder) }
 
-// flowKey is the deny-cache key of a packet (ICMP echo ids are not decoded:
-// all echoes between two hosts share a key).
-func flowKey(p *classify.Packet) conntrack.FlowKey {
+// denyKey is the deny-cache key of a packet in scope sc (ICMP echo ids are
+// not decoded: all echoes between two hosts share a flow).
+func denyKey(sc DenyScope, p *classify.Packet) denycache.Key {
+	var f conntrack.FlowKey
 	if p.HasICMP() {
-		return conntrack.MakeICMPKey(uint8(p.Family), p.Proto, p.Src, p.Dst, p.ICMPType, p.ICMPCode, 0)
+		f = conntrack.MakeICMPKey(uint8(p.Family), p.Proto, p.Src, p.Dst, p.ICMPType, p.ICMPCode, 0)
+	} else {
+		f = conntrack.MakeKey(uint8(p.Family), p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
 	}
-	return conntrack.MakeKey(uint8(p.Family), p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort)
+	var flags uint8
+	if sc.Accepted {
+		flags = 1
+	}
+	return denycache.Key{Flow: f, Scope: denycache.Scope{Stage: uint8(sc.Stage), Dir: uint8(sc.Dir), Flags: flags,
+		In: int32(sc.In), Out: int32(sc.Out)}}
 }
 
-type denyAdapter struct{ c *denycache.Cache }
+// denyAdapter adapts a denycache.Cache. live[st] is 1 + the generation of
+// the last denial cached at stage st (0: none since the last purge): a
+// lookup at a stage with nothing cached in the live generation costs one
+// atomic load instead of a key build, a hash and a shard lock.
+type denyAdapter struct {
+	c    *denycache.Cache
+	live [numStages]atomic.Uint64
+}
 
-// DenyCacheOf adapts a denycache.Cache. An entry only answers for the stage
-// that denied the flow.
-func DenyCacheOf(c *denycache.Cache) DenyCache { return denyAdapter{c} }
+// DenyCacheOf adapts a denycache.Cache. An entry only answers for the scope
+// (stage, direction, endpoints) that denied the flow.
+func DenyCacheOf(c *denycache.Cache) DenyCache { return &denyAdapter{c: c} }
 
-func (d denyAdapter) Lookup(st policy.Stage, p *classify.Packet) (DenyEntry, bool) {
-	e, ok := d.c.Lookup(flowKey(p))
-	if !ok || e.Stage != uint8(st) {
+func (d *denyAdapter) Lookup(sc DenyScope, p *classify.Packet, gen uint64) (DenyEntry, bool) {
+	if int(sc.Stage) >= numStages || d.live[sc.Stage].Load() != gen+1 {
 		return DenyEntry{}, false
 	}
-	return DenyEntry{Gen: e.Gen, Stage: st, Reason: policy.Reason(e.Reason), Tier: e.Tier, Policy: e.Policy, Rule: e.Rule}, true
+	e, ok := d.c.Lookup(denyKey(sc, p))
+	if !ok || e.Stage != uint8(sc.Stage) || e.Gen != gen {
+		return DenyEntry{}, false
+	}
+	return DenyEntry{Gen: e.Gen, Stage: sc.Stage, Reason: policy.Reason(e.Reason), Tier: e.Tier, Policy: e.Policy, Rule: e.Rule}, true
 }
 
-func (d denyAdapter) Add(st policy.Stage, p *classify.Packet, e DenyEntry) {
-	d.c.Add(flowKey(p), denycache.Entry{Gen: e.Gen, Policy: e.Policy, Tier: e.Tier, Rule: e.Rule, Reason: uint8(e.Reason), Stage: uint8(st)})
+func (d *denyAdapter) Add(sc DenyScope, p *classify.Packet, e DenyEntry) {
+	d.c.Add(denyKey(sc, p), denycache.Entry{Gen: e.Gen, Policy: e.Policy, Tier: e.Tier, Rule: e.Rule, Reason: uint8(e.Reason), Stage: uint8(sc.Stage)})
+	if int(sc.Stage) < numStages && d.live[sc.Stage].Load() != e.Gen+1 {
+		d.live[sc.Stage].Store(e.Gen + 1)
+	}
 }
 
-func (d denyAdapter) Purge() { d.c.Purge() }
+func (d *denyAdapter) Purge() {
+	for i := range d.live {
+		d.live[i].Store(0)
+	}
+	d.c.Purge()
+}
 
 type traceAdapter struct{ w *trace.Writer }
 

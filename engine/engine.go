@@ -82,6 +82,7 @@ type Engine struct {
 	marks   Marks
 	log     *slog.Logger
 	now     func() time.Time
+	mono    bool // now is time.Now: see nanos
 	cur     atomic.Pointer[snapshot]
 	mu      sync.Mutex // serialises Swap and link refreshes
 	gen     uint64
@@ -102,13 +103,17 @@ type Stats struct {
 	Fragments  atomic.Uint64 // non-first fragments evaluated without ports/ICMP (conntrack normally reassembles)
 	Deadline   atomic.Uint64 // failure-mode verdicts given by the watchdog
 	VerdictErr atomic.Uint64 // verdicts the kernel refused
-	Rechecked  atomic.Uint64 // flows marked for re-check by reloads
-	Cut        atomic.Uint64 // re-checked flows the new policy denied
-	CutErr     atomic.Uint64
-	TraceDrops atomic.Uint64
-	Reloads    atomic.Uint64
-	ReloadErrs atomic.Uint64
-	Panics     atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
+	// Undelivered counts packets the kernel numbered but never delivered
+	// (its socket buffer was full: dropped, or accepted in fail-open mode).
+	Undelivered    atomic.Uint64
+	Truncated      atomic.Uint64 // dropped on a policed interface: headers longer than the queue's copy range
+	Rechecked      atomic.Uint64 // flows marked for re-check by reloads
+	Cut            atomic.Uint64 // re-checked flows the new policy denied
+	CutErr         atomic.Uint64
+	TraceDrops     atomic.Uint64
+	Reloads        atomic.Uint64
+	ReloadErrs     atomic.Uint64
+	Panics         atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
 	// HookRepairs counts reinstalls of hooks someone else changed;
 	// HookCheckErrs failed checks (heal.go). RecheckErrs counts reloads
 	// whose re-check of existing flows failed (the reload is degraded).
@@ -127,24 +132,26 @@ type Stats struct {
 
 // StatsView is a plain copy of Stats, keyed by stage name.
 type StatsView struct {
-	Gen        uint64            `json:"gen"`
-	Hash       string            `json:"hash"`
-	Queued     map[string]uint64 `json:"queued"`
-	Accepted   map[string]uint64 `json:"accepted"`
-	Dropped    map[string]uint64 `json:"dropped"`
-	None       map[string]uint64 `json:"none"`
-	DenyHits   uint64            `json:"deny_cache_hits"`
-	Malformed  uint64            `json:"malformed"`
-	Fragments  uint64            `json:"fragments"`
-	Deadline   uint64            `json:"deadline_verdicts"`
-	VerdictErr uint64            `json:"verdict_errors"`
-	Rechecked  uint64            `json:"rechecked"`
-	Cut        uint64            `json:"cut"`
-	CutErr     uint64            `json:"cut_errors"`
-	TraceDrops uint64            `json:"trace_drops"`
-	Reloads    uint64            `json:"reloads"`
-	ReloadErrs uint64            `json:"reload_errors"`
-	Panics     uint64            `json:"panics"`
+	Gen         uint64            `json:"gen"`
+	Hash        string            `json:"hash"`
+	Queued      map[string]uint64 `json:"queued"`
+	Accepted    map[string]uint64 `json:"accepted"`
+	Dropped     map[string]uint64 `json:"dropped"`
+	None        map[string]uint64 `json:"none"`
+	DenyHits    uint64            `json:"deny_cache_hits"`
+	Malformed   uint64            `json:"malformed"`
+	Fragments   uint64            `json:"fragments"`
+	Deadline    uint64            `json:"deadline_verdicts"`
+	VerdictErr  uint64            `json:"verdict_errors"`
+	Undelivered uint64            `json:"undelivered"`
+	Truncated   uint64            `json:"truncated"`
+	Rechecked   uint64            `json:"rechecked"`
+	Cut         uint64            `json:"cut"`
+	CutErr      uint64            `json:"cut_errors"`
+	TraceDrops  uint64            `json:"trace_drops"`
+	Reloads     uint64            `json:"reloads"`
+	ReloadErrs  uint64            `json:"reload_errors"`
+	Panics      uint64            `json:"panics"`
 	// HookRepairs: hooks someone else changed, reinstalled.
 	HookRepairs   uint64 `json:"hook_repairs"`
 	HookCheckErrs uint64 `json:"hook_check_errors"`
@@ -178,10 +185,11 @@ func New(o Options) (*Engine, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	mono := o.Now == nil // the packet path may read the monotonic clock alone (worker.go)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, cuts: make(chan FlowTuple, 1024)}
+	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, mono: mono, cuts: make(chan FlowTuple, 1024)}
 	return e, nil
 }
 
@@ -228,6 +236,8 @@ func (e *Engine) Snapshot() StatsView {
 	v.Fragments = s.Fragments.Load()
 	v.Deadline = s.Deadline.Load()
 	v.VerdictErr = s.VerdictErr.Load()
+	v.Undelivered = s.Undelivered.Load()
+	v.Truncated = s.Truncated.Load()
 	v.Rechecked = s.Rechecked.Load()
 	v.Cut = s.Cut.Load()
 	v.CutErr = s.CutErr.Load()
@@ -426,7 +436,7 @@ func (e *Engine) Run(ctx context.Context, queues []Queue) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := q.Receive(ctx, w.handle); err != nil && ctx.Err() == nil {
+			if err := q.Receive(ctx, w.burst); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("engine: queue %d: %w", q.Num(), err)
 				cancel()
 			}
@@ -468,60 +478,6 @@ func (e *Engine) watchLinks(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// watchdog answers, with the failure-mode verdict, any packet a worker has
-// held longer than the deadline. Exactly one of the two answers wins.
-func (e *Engine) watchdog(ctx context.Context) {
-	period := e.rt.Deadline / 4
-	if period < time.Millisecond {
-		period = time.Millisecond
-	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			e.CheckDeadlines()
-		}
-	}
-}
-
-// CheckDeadlines runs one watchdog pass (exported for tests).
-func (e *Engine) CheckDeadlines() {
-	now := e.now().UnixNano()
-	e.wmu.Lock()
-	ws := e.workers
-	e.wmu.Unlock()
-	for _, w := range ws {
-		tag := w.inflight.Load()
-		if tag == 0 || now-w.start.Load() < int64(e.rt.Deadline) {
-			continue
-		}
-		// Read the mark before claiming the packet: once the claim
-		// succeeds the worker may move on and store the next packet's.
-		pm := w.mark.Load()
-		if !w.inflight.CompareAndSwap(tag, 0) {
-			continue
-		}
-		id := uint32(tag)
-		a, mark := e.failVerdict(pm)
-		e.stats.Deadline.Add(1)
-		if err := w.q.SetVerdict(id, a, mark); err != nil {
-			e.stats.VerdictErr.Add(1)
-		}
-	}
-}
-
-// failVerdict is the failure-mode answer: closed drops, open hands the
-// packet to the host's own rules as if nfgate were absent.
-func (e *Engine) failVerdict(mark uint32) (Action, uint32) {
-	if e.rt.FailureMode == config.FailOpen {
-		return NfRepeat, mark | e.marks.Pass
-	}
-	return NfDrop, mark
 }
 
 func (e *Engine) cutter(ctx context.Context) {

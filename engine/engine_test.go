@@ -346,9 +346,9 @@ func TestDeadlineGivesExactlyOneVerdict(t *testing.T) {
 
 type nullQueue struct{ n uint16 }
 
-func (q nullQueue) Num() uint16                                              { return q.n }
-func (nullQueue) Receive(ctx context.Context, fn func(*engine.Packet)) error { return nil }
-func (nullQueue) SetVerdict(uint32, engine.Action, uint32) error             { return nil }
+func (q nullQueue) Num() uint16                                             { return q.n }
+func (nullQueue) Receive(ctx context.Context, fn func(*engine.Burst)) error { return nil }
+func (nullQueue) SetVerdicts([]engine.Verdict) error                        { return nil }
 
 func TestNoAllocs(t *testing.T) {
 	l := newLab(t, config.FailClosed)

@@ -9,6 +9,13 @@ func (e *Engine) HandlerForTest(q Queue) func(*Packet) {
 	return e.newWorker(q, st).handle
 }
 
+// BurstHandlerForTest registers a worker for q (as Run would) and returns
+// its per-burst handler.
+func (e *Engine) BurstHandlerForTest(q Queue) func(*Burst) {
+	st, _ := StageOfQueue(e.rt.QueueBase, e.rt.Queues, q.Num())
+	return e.newWorker(q, st).burst
+}
+
 // CutsForTest returns the pending cut requests.
 func (e *Engine) CutsForTest() []FlowTuple {
 	var out []FlowTuple

@@ -188,10 +188,12 @@ type countQueue struct {
 	last  enginetest.Verdict
 }
 
-func (q *countQueue) Num() uint16                                         { return q.n }
-func (q *countQueue) Receive(context.Context, func(*engine.Packet)) error { return nil }
-func (q *countQueue) SetVerdict(id uint32, a engine.Action, mark uint32) error {
-	q.count++
-	q.last = enginetest.Verdict{ID: id, Action: a, Mark: mark}
+func (q *countQueue) Num() uint16                                        { return q.n }
+func (q *countQueue) Receive(context.Context, func(*engine.Burst)) error { return nil }
+func (q *countQueue) SetVerdicts(vs []engine.Verdict) error {
+	for _, v := range vs {
+		q.count++
+		q.last = v
+	}
 	return nil
 }

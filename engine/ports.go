@@ -48,23 +48,54 @@ const (
 // Packet is one queued packet, converted by the queue adapter from the
 // kernel's message. Payload is only valid during the handler call.
 type Packet struct {
-	ID      uint32
-	Hook    uint8
-	Mark    uint32
-	InIf    uint32 // ifindex, 0 when none
-	OutIf   uint32
-	Payload []byte
+	ID    uint32
+	Hook  uint8
+	Mark  uint32
+	InIf  uint32 // ifindex, 0 when none
+	OutIf uint32
+	// Truncated: the kernel copied only the first len(Payload) bytes of a
+	// longer packet (the queue's copy range). A packet whose headers do not
+	// fit is dropped on a policed interface (Stats.Truncated).
+	Truncated bool
+	Payload   []byte
 }
 
-// Queue is one NFQUEUE. Receive runs on one goroutine; SetVerdict may be
-// called from any goroutine (the watchdog answers for a hung handler).
+// MaxBurst is the most packets a worker decides before it answers them.
+// A queue may hand over longer bursts; the worker splits them.
+const MaxBurst = 64
+
+// Burst is what one read of a queue returned.
+type Burst struct {
+	// Packets in the kernel's order (ids increasing). They and their
+	// payloads are only valid during the handler call.
+	Packets []Packet
+	// VerdictErrs counts verdict messages the kernel refused, reported
+	// since the previous burst (a burst may carry only these).
+	VerdictErrs int
+}
+
+// Verdict answers one queued packet. With Batch it answers every packet
+// still waiting in the queue whose id is not after ID (NFQNL_MSG_VERDICT_BATCH):
+// the engine sends one only when it knows every such packet was read and
+// decided with this same action and mark.
+type Verdict struct {
+	ID     uint32
+	Action Action
+	Mark   uint32 // the full new packet mark (used with NfRepeat)
+	Batch  bool
+}
+
+// Queue is one NFQUEUE, bound to the kernel before the engine gets it (so
+// packets queued before the reader starts wait for it). Receive runs on one
+// goroutine; SetVerdicts may be called from any goroutine (the watchdog
+// answers for a hung handler).
 type Queue interface {
 	Num() uint16
-	// Receive calls fn for each packet until ctx ends or the queue fails.
-	Receive(ctx context.Context, fn func(*Packet)) error
-	// SetVerdict answers one packet. mark is the full new packet mark
-	// (only used with NfRepeat).
-	SetVerdict(id uint32, a Action, mark uint32) error
+	// Receive calls fn with each burst read until ctx ends or the queue
+	// fails. fn answers every packet of a burst before it returns.
+	Receive(ctx context.Context, fn func(*Burst)) error
+	// SetVerdicts sends the answers in order, in one kernel call.
+	SetVerdicts(vs []Verdict) error
 }
 
 // Decoder decodes a raw IP packet into p (classify.Decoder). Each queue
@@ -130,11 +161,27 @@ type DenyEntry struct {
 	Rule   int32
 }
 
+// DenyScope is what a verdict depended on besides the packet's flow and
+// the policy generation: the stage, the direction (untracked, input,
+// output), the endpoints whose policy was evaluated (forward: in and out)
+// and, for forward, the accept-mark an untracked or preDNAT Allow left. A
+// cached denial answers only a packet of the same flow in the same scope, so
+// a flow denied on one interface is never dropped unevaluated on another.
+type DenyScope struct {
+	Stage    policy.Stage
+	Dir      policy.Dir
+	Accepted bool
+	In, Out  policy.EndpointID
+}
+
 // DenyCache remembers recently denied flows so a flood of their packets
 // is dropped without evaluation. Implementations must not allocate.
 type DenyCache interface {
-	Lookup(stage policy.Stage, pkt *classify.Packet) (DenyEntry, bool)
-	Add(stage policy.Stage, pkt *classify.Packet, e DenyEntry)
+	// Lookup returns the denial cached for pkt's flow in sc by generation
+	// gen. It may answer "no" at once when nothing was cached for the stage
+	// in gen (the common case: the packet path pays no hash then).
+	Lookup(sc DenyScope, pkt *classify.Packet, gen uint64) (DenyEntry, bool)
+	Add(sc DenyScope, pkt *classify.Packet, e DenyEntry)
 	Purge()
 }
 

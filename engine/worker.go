@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"context"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nfgate/nfgate/classify"
 	"github.com/nfgate/nfgate/policy"
@@ -10,7 +13,18 @@ import (
 )
 
 // worker serves one queue. Its scratch space (decoder, packet, trace
-// record) is reused for every packet.
+// record, the burst's slots and verdict buffers) is reused for every packet.
+//
+// A burst is decided packet by packet and answered at its end, in one
+// kernel call (batch verdicts for runs of equal answers, see coalesce).
+// The watchdog may take over a burst whose current packet is held longer
+// than the deadline; prog arbitrates, so every packet gets exactly one
+// answer: the worker publishes each decision with a compare-and-swap on
+// prog, the watchdog claims the burst with one (setting progTaken), and
+// whoever loses stays silent. After a takeover the watchdog answers the
+// packets decided so far with their decisions and the rest (the hung one
+// and those behind it) with the failure-mode verdict, at once; the worker
+// finishes the burst only to trace what the kernel got.
 type worker struct {
 	e     *Engine
 	q     Queue
@@ -18,78 +32,289 @@ type worker struct {
 	dec   Decoder
 	pkt   classify.Packet
 	rec   TraceRecord
-	// inflight is 1<<32|id while a packet is being decided, else 0; the
-	// watchdog and the worker race to clear it, the winner answers.
-	inflight atomic.Uint64
-	start    atomic.Int64
-	mark     atomic.Uint32
-	// busy is the arrival time (ns) of the packet being handled, 0 when
+
+	// The burst being decided: slots[:n] hold each packet's id and queued
+	// mark (written before the burst is published in prog) and its answer
+	// (slot i written before prog counts i+1 decided).
+	slots   [MaxBurst]slot
+	n       int
+	ordered bool // ids follow each other: batch verdicts are exact
+	seq     uint32
+	// prog is seq<<32 | progBusy | progTaken | decided count.
+	prog atomic.Uint64
+	// start is when the decision of the packet prog's count points at
+	// began (ns, e.now); the watchdog measures the deadline from it.
+	start atomic.Int64
+	// answer serialises a burst's answer: the worker's at the burst's end
+	// or the watchdog's takeover, which holds it while it sends, so the
+	// worker's next batch verdict cannot overtake (and cover) its answers.
+	answer sync.Mutex
+	vbuf   [MaxBurst]Verdict // the worker's answers
+	wslots [MaxBurst]slot    // the watchdog's copy of a taken burst
+	wbuf   [MaxBurst]Verdict // the watchdog's answers
+	// lastID is the last packet id read (the kernel's ids start at 1).
+	lastID uint32
+	one    [1]Packet // single-packet bursts (tests)
+	oneB   Burst
+
+	// busy is the arrival time (ns) of the burst being handled, 0 when
 	// idle; handled counts packets handled. Both feed Readers (liveness).
 	busy    atomic.Int64
 	handled atomic.Uint64
-	phase   atomic.Uint64 // odd while handle runs: Swap waits for the answer
+	phase   atomic.Uint64 // odd while a burst is decided and answered: Swap waits for the answer
 	// The decision to trace once the verdict is settled (tsnap nil: none).
 	tsnap *snapshot
 	td    policy.Decision
 	tnote string
+	scope DenyScope // of the packet being decided
+	// The last interface pair's bindings in snapshot bs.
+	bs        *snapshot
+	bIn, bOut uint32
+	inB, outB policy.Binding
 }
 
-// handle decides one packet and answers it exactly once: with the
-// decision, or, when the watchdog answered first (deadline) or evaluation
-// panicked, with the failure-mode verdict. The trace line says what the
-// kernel got.
+// slot is one packet of a burst.
+type slot struct {
+	id    uint32
+	mark  uint32 // as queued
+	nmark uint32 // answer: new mark
+	act   Action // answer: verdict
+}
+
+const (
+	progBusy  = 1 << 31
+	progTaken = 1 << 30
+	progCount = 1<<16 - 1
+)
+
+// burst decides and answers the packets of one read, MaxBurst at a time.
+func (w *worker) burst(b *Burst) {
+	if b.VerdictErrs > 0 {
+		w.e.stats.VerdictErr.Add(uint64(b.VerdictErrs))
+	}
+	ps := b.Packets
+	for len(ps) > 0 {
+		n := min(len(ps), MaxBurst)
+		w.run(ps[:n])
+		ps = ps[n:]
+	}
+}
+
+// handle decides and answers one packet (a burst of one).
 func (w *worker) handle(p *Packet) {
+	w.one[0] = *p
+	w.oneB.Packets = w.one[:]
+	w.burst(&w.oneB)
+	w.one[0].Payload = nil
+}
+
+// run decides ps (at most MaxBurst) and answers them, exactly once each.
+func (w *worker) run(ps []Packet) {
 	e := w.e
-	tag := 1<<32 | uint64(p.ID)
-	w.mark.Store(p.Mark)
-	start := e.now().UnixNano()
-	w.busy.Store(start)
-	defer func() { w.handled.Add(1); w.busy.Store(0) }()
-	w.start.Store(start)
-	w.inflight.Store(tag)
-	w.tsnap = nil
-	w.phase.Add(1) // odd while handling: Swap waits for the answer
-	defer func() {
-		if r := recover(); r != nil {
-			w.recovered(p, tag, r)
+	n := len(ps)
+	wall := e.now() // for liveness and trace lines
+	t0 := e.nanos()
+	w.ordered = w.track(ps)
+	for i := range ps {
+		w.slots[i] = slot{id: ps[i].ID, mark: ps[i].Mark}
+	}
+	w.n = n
+	w.seq++
+	base := uint64(w.seq)<<32 | progBusy
+	e.stats.Queued[w.stage].Add(uint64(n))
+	w.busy.Store(wall.UnixNano())
+	w.phase.Add(1) // odd: Swap waits for this burst's answer
+	w.start.Store(t0)
+	w.prog.Store(base)
+	late := false
+	for i := range ps {
+		p := &ps[i]
+		a, mark := w.decideSafe(p)
+		if !late {
+			w.slots[i].act, w.slots[i].nmark = a, mark
 		}
-		w.phase.Add(1)
-	}()
-	a, mark := w.decide(p)
-	e.stats.observe(e.now().UnixNano() - start)
-	if !w.inflight.CompareAndSwap(tag, 0) {
-		// The watchdog answered already: trace what the kernel got.
+		tn := e.nanos() // the packet path's one clock read
+		e.stats.observe(tn - t0)
+		w.start.Store(tn)
+		// Publish the answer; failing means the watchdog took the burst
+		// over before this packet was decided: it got the failure verdict.
+		if !late && !w.prog.CompareAndSwap(base|uint64(i), base|uint64(i+1)) {
+			late = true
+		}
 		if w.tsnap != nil {
-			w.trace(w.tsnap, p, w.td, "deadline", true)
+			note := w.tnote
+			if late {
+				note = "deadline"
+			}
+			w.trace(w.tsnap, p, w.td, note, late, wall.Add(time.Duration(tn-t0)))
 		}
 		w.tsnap = nil
+	}
+	// An idle reader must not keep an old generation alive: drop the
+	// cached bindings' snapshot (one bind lookup per burst to refill).
+	w.bs = nil
+	w.answer.Lock()
+	if !late && w.prog.CompareAndSwap(base|uint64(n), 0) {
+		vs := coalesce(w.slots[:n], w.ordered, w.vbuf[:0])
+		if err := w.q.SetVerdicts(vs); err != nil {
+			e.stats.VerdictErr.Add(uint64(n))
+		}
+	} else {
+		w.prog.Store(0) // the watchdog answered (it held the lock while sending)
+	}
+	w.answer.Unlock()
+	w.phase.Add(1)
+	w.handled.Add(uint64(n))
+	w.busy.Store(0)
+}
+
+// track reports whether the ids of ps follow the last id read in serial
+// order (the kernel numbers a queue's packets 1, 2, ...; batch verdicts are
+// only exact then) and counts the ids skipped: packets the kernel numbered
+// but could not deliver because the socket buffer was full (dropped, or
+// accepted in fail-open mode).
+func (w *worker) track(ps []Packet) bool {
+	ok := true
+	for i := range ps {
+		id := ps[i].ID
+		switch d := int32(id - w.lastID); {
+		case d <= 0:
+			ok = false
+		case d > 1:
+			w.e.stats.Undelivered.Add(uint64(d - 1))
+		}
+		w.lastID = id
+	}
+	return ok
+}
+
+// coalesce appends the answers for a whole burst (every packet read and
+// not yet answered, in the order read) to vs: one verdict per run of equal
+// action and mark, a batch verdict at the run's last id for a run longer
+// than one. The kernel applies a batch verdict to every packet still
+// waiting whose id is not after it; since every earlier packet was answered
+// before (earlier bursts, earlier messages of this call, which the kernel
+// handles in order), that is exactly the run. With ids out of order every
+// packet gets its own verdict.
+func coalesce(ss []slot, ordered bool, vs []Verdict) []Verdict {
+	for i := 0; i < len(ss); i++ {
+		j := i
+		if ordered {
+			for j+1 < len(ss) && ss[j+1].act == ss[i].act && ss[j+1].nmark == ss[i].nmark {
+				j++
+			}
+		}
+		vs = append(vs, Verdict{ID: ss[j].id, Action: ss[i].act, Mark: ss[i].nmark, Batch: j > i})
+		i = j
+	}
+	return vs
+}
+
+// checkDeadline takes over the burst if its current packet has been held
+// longer than the deadline: it answers the packets decided so far with
+// their decisions and the others with the failure-mode verdict, now.
+func (w *worker) checkDeadline(now int64) {
+	e := w.e
+	p := w.prog.Load()
+	if p&progBusy == 0 || p&progTaken != 0 {
 		return
 	}
-	if w.tsnap != nil {
-		w.trace(w.tsnap, p, w.td, w.tnote, false)
+	s := w.start.Load()
+	if w.prog.Load() != p || now-s < int64(e.rt.Deadline) {
+		return // progress, or not late yet
 	}
-	w.tsnap = nil // an idle reader must not keep an old generation alive
-	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
-		e.stats.VerdictErr.Add(1)
+	w.answer.Lock()
+	defer w.answer.Unlock()
+	if !w.prog.CompareAndSwap(p, p|progTaken) {
+		return
+	}
+	d, n := int(p&progCount), w.n
+	ss := w.wslots[:n]
+	copy(ss[:d], w.slots[:d])
+	for i := d; i < n; i++ {
+		// Not the whole slot: the worker may be writing this one's answer.
+		id, mark := w.slots[i].id, w.slots[i].mark
+		a, nmark := e.failVerdict(mark)
+		ss[i] = slot{id: id, mark: mark, act: a, nmark: nmark}
+	}
+	e.stats.Deadline.Add(uint64(n - d))
+	if err := w.q.SetVerdicts(coalesce(ss, w.ordered, w.wbuf[:0])); err != nil {
+		e.stats.VerdictErr.Add(uint64(n))
 	}
 }
 
-// recovered answers a packet whose evaluation panicked with the
-// failure-mode verdict (unless the watchdog did already) and counts it: a
-// bug in evaluation costs one packet, not the daemon and every queue.
-func (w *worker) recovered(p *Packet, tag uint64, r any) {
+// watchdog answers, with the failure-mode verdict, any packet a worker has
+// held longer than the deadline. Exactly one of the two answers wins.
+func (e *Engine) watchdog(ctx context.Context) {
+	period := e.rt.Deadline / 4
+	if period < time.Millisecond {
+		period = time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.CheckDeadlines()
+		}
+	}
+}
+
+// nanos is the engine's clock in nanoseconds for timing decisions: the
+// monotonic clock alone (one vDSO read, half the cost of time.Now) unless
+// Options.Now replaced the clock (tests), which it then follows.
+func (e *Engine) nanos() int64 {
+	if e.mono {
+		return int64(time.Since(clockBase))
+	}
+	return e.now().UnixNano()
+}
+
+var clockBase = time.Now()
+
+// CheckDeadlines runs one watchdog pass (exported for tests).
+func (e *Engine) CheckDeadlines() {
+	now := e.nanos()
+	e.wmu.Lock()
+	ws := e.workers
+	e.wmu.Unlock()
+	for _, w := range ws {
+		w.checkDeadline(now)
+	}
+}
+
+// failVerdict is the failure-mode answer: closed drops, open hands the
+// packet to the host's own rules as if nfgate were absent.
+func (e *Engine) failVerdict(mark uint32) (Action, uint32) {
+	if e.rt.FailureMode == config.FailOpen {
+		return NfRepeat, mark | e.marks.Pass
+	}
+	return NfDrop, mark
+}
+
+// decideSafe decides p; a panic in evaluation costs this packet (the
+// failure-mode verdict, counted), not the daemon and every queue.
+func (w *worker) decideSafe(p *Packet) (a Action, mark uint32) {
+	w.tsnap = nil
+	defer func() {
+		if r := recover(); r != nil {
+			w.tsnap = nil
+			a, mark = w.recovered(r, p)
+		}
+	}()
+	return w.decide(p)
+}
+
+// recovered logs and counts a panic and returns the failure-mode verdict.
+func (w *worker) recovered(r any, p *Packet) (Action, uint32) {
 	e := w.e
 	if n := e.stats.Panics.Add(1); n <= 10 {
 		e.log.Error("internal error while deciding a packet; failure-mode verdict given", "panic", r,
 			"stage", w.stage.String(), "queue", w.q.Num(), "stack", string(debug.Stack()))
 	}
-	if !w.inflight.CompareAndSwap(tag, 0) {
-		return
-	}
-	a, mark := e.failVerdict(p.Mark)
-	if err := w.q.SetVerdict(p.ID, a, mark); err != nil {
-		e.stats.VerdictErr.Add(1)
-	}
+	return e.failVerdict(p.Mark)
 }
 
 // decide returns the kernel verdict and new mark for p. It allocates nothing.
@@ -97,7 +322,6 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	e := w.e
 	st := w.stage
 	m := e.marks
-	e.stats.Queued[st].Add(1)
 
 	pkt := &w.pkt
 	pkt.CT = classify.CTNew
@@ -129,6 +353,12 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	}
 	note := ""
 	switch {
+	case d.Reason == policy.ReasonMalformed && p.Truncated && truncation(pkt.Reason):
+		// The headers did not fit in the queue's copy range: nfgate cannot
+		// match the packet, and the sender chose its header chain, so it
+		// is dropped (both failure modes), as a malformed one would be.
+		e.stats.Truncated.Add(1)
+		note = "truncated-copy"
 	case d.Reason == policy.ReasonMalformed:
 		e.stats.Malformed.Add(1)
 		if pkt.Reason == classify.ReasonRoutingHeader0 {
@@ -138,7 +368,7 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 	case !policed:
 	default:
 		if d.Verdict == policy.Drop && e.opt.Deny != nil {
-			e.opt.Deny.Add(st, pkt, DenyEntry{Gen: s.gen, Stage: st, Reason: d.Reason, Tier: d.Tier, Policy: d.Policy, Rule: d.Rule})
+			e.opt.Deny.Add(w.scope, pkt, DenyEntry{Gen: s.gen, Stage: st, Reason: d.Reason, Tier: d.Tier, Policy: d.Policy, Rule: d.Rule})
 		}
 		if d.Verdict == policy.Drop && p.Mark&m.Recheck != 0 {
 			// A flow the new policy denies: cut it.
@@ -179,29 +409,43 @@ func (w *worker) evaluate(s *snapshot, p *Packet, pkt *classify.Packet) (d polic
 	e := w.e
 	st := w.stage
 	m := e.marks
-	inB, outB := s.bind(p.InIf), s.bind(p.OutIf)
+	// Bindings of the interface pair: a queue's packets mostly come from
+	// the same pair, so the last lookup is kept (per snapshot).
+	if s != w.bs || p.InIf != w.bIn || p.OutIf != w.bOut {
+		w.bs, w.bIn, w.bOut = s, p.InIf, p.OutIf
+		w.inB, w.outB = s.bind(p.InIf), s.bind(p.OutIf)
+	}
+	inB, outB := &w.inB, &w.outB
 	d = policy.Decision{Verdict: policy.None, Reason: policy.ReasonNotPoliced, Endpoint: policy.NoEndpoint,
 		Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+	// sc is everything besides the packet the decision depends on.
+	sc := DenyScope{Stage: st, In: policy.NoEndpoint, Out: policy.NoEndpoint}
 	ep := policy.NoEndpoint
 	switch st {
 	case policy.StageUntracked:
+		sc.Dir = policy.Ingress
+		ep = inB.Untracked
 		if p.Hook == HookOutput {
-			ep = outB.Untracked
-		} else {
-			ep = inB.Untracked
+			sc.Dir, ep = policy.Egress, outB.Untracked
 		}
+		sc.In = ep
 	case policy.StagePreDNAT:
 		ep = inB.PreDNAT
+		sc.In = ep
 	case policy.StageInput:
 		ep = inB.Filter
+		sc.Dir, sc.In = policy.Ingress, ep
 	case policy.StageOutput:
 		ep = outB.Filter
+		sc.Dir, sc.In = policy.Egress, ep
 	case policy.StageForward:
 		ep = inB.ForwardIn
 		if ep == policy.NoEndpoint {
 			ep = outB.Filter
 		}
+		sc.In, sc.Out, sc.Accepted = inB.ForwardIn, outB.Filter, p.Mark&m.Accepted != 0
 	}
+	w.scope = sc
 	switch {
 	case ep == policy.NoEndpoint:
 		// Not policed (the hooks and the interface map disagree for a
@@ -213,27 +457,26 @@ func (w *worker) evaluate(s *snapshot, p *Packet, pkt *classify.Packet) (d polic
 			Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}, true, false
 	}
 	if e.opt.Deny != nil && p.Mark&m.Recheck == 0 {
-		if de, ok := e.opt.Deny.Lookup(st, pkt); ok && de.Gen == s.gen {
+		if de, ok := e.opt.Deny.Lookup(sc, pkt, s.gen); ok && de.Gen == s.gen {
 			return policy.Decision{Verdict: policy.Drop, Reason: de.Reason, Endpoint: ep, Tier: de.Tier, Policy: de.Policy, Rule: de.Rule}, true, true
 		}
 	}
 	switch st {
 	case policy.StageUntracked:
-		dir := policy.Ingress
-		if p.Hook == HookOutput {
-			dir = policy.Egress
-		}
-		d = s.pol.Untracked(ep, dir, pkt)
+		d = s.pol.Untracked(ep, sc.Dir, pkt)
 	case policy.StagePreDNAT:
 		d = s.pol.PreDNAT(ep, pkt)
-	case policy.StageInput:
-		d = s.pol.Local(ep, policy.Ingress, pkt)
-	case policy.StageOutput:
-		d = s.pol.Local(ep, policy.Egress, pkt)
+	case policy.StageInput, policy.StageOutput:
+		d = s.pol.Local(ep, sc.Dir, pkt)
 	case policy.StageForward:
-		d = s.pol.Forward(inB.ForwardIn, outB.Filter, p.Mark&m.Accepted != 0, pkt)
+		d = s.pol.Forward(sc.In, sc.Out, sc.Accepted, pkt)
 	}
 	return d, true, false
+}
+
+// truncation reports whether a decoder reason means "ran out of bytes".
+func truncation(r classify.Reason) bool {
+	return r == classify.ReasonTruncatedIP || r == classify.ReasonTruncatedExtHeader || r == classify.ReasonTruncatedL4
 }
 
 // verdictFor maps a stage decision to the kernel verdict and mark (see Marks).
@@ -306,13 +549,13 @@ var ctNames = [...]string{"new", "established", "related", "invalid", "untracked
 // trace fills the worker's record and hands it to the tracer. late: the
 // watchdog gave the failure-mode verdict before d was ready; the line
 // records that verdict with d's reasons.
-func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string, late bool) {
+func (w *worker) trace(s *snapshot, p *Packet, d policy.Decision, note string, late bool, now time.Time) {
 	t := w.e.opt.Tracer
 	if t == nil {
 		return
 	}
 	r := &w.rec
-	r.Time = w.e.now()
+	r.Time = now
 	r.Gen, r.Hash = s.gen, s.hash
 	r.In, r.Out = s.names[p.InIf], s.names[p.OutIf]
 	r.Endpoint = ""

@@ -16,6 +16,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfgate/nfgate/engine"
+	"github.com/nfgate/nfgate/policy"
+	"github.com/nfgate/nfgate/policy/config"
 	"github.com/nfgate/nfgate/test/netlab"
 )
 
@@ -25,7 +28,8 @@ type Kind int
 const (
 	Kernel   Kind = iota // forwarding with conntrack, no filtering
 	Iptables             // the policy as linear iptables rules in FORWARD
-	Bare                 // bare NFQUEUE reader accepting everything
+	Bare                 // go-nfqueue reader accepting everything
+	BestBare             // the raw-netlink ceiling reader accepting everything (shared/bench/bestbare)
 	Nfgate               // nfgate run with the policy
 )
 
@@ -36,14 +40,58 @@ type Contender struct {
 	Rules  int // policy size (Iptables, Nfgate)
 	Queues int // NFQUEUE queues (Bare, Nfgate)
 	// Which figures it takes part in beyond the UDP new-flow rate.
-	Full       bool // TCP connect rate, latency, CPU/RSS
-	Throughput bool // iperf3
-	Flood      bool // allowed new flows under a denied flood
-	TOML       bool // nfgate: the policy in native TOML instead of Calico YAML
+	Full       bool   // TCP connect rate, latency, CPU/RSS
+	Throughput bool   // iperf3
+	Flood      bool   // allowed new flows under a denied flood
+	TOML       bool   // nfgate: the policy in native TOML instead of Calico YAML
+	Bin        string // nfgate: this binary instead of Options.NfgateBin (-baseline)
+	// Hooks (BestBare): run under nfgate's own hooks for the policy of
+	// Rules rules (installed by nfgate, which then stops and leaves them),
+	// answering as nfgate answers an accepted forwarded flow: the kernel's
+	// share of nfgate's cost, without nfgate's decisions.
+	Hooks bool
 }
 
-// queueBase is the bare reader's first queue (nfgate uses its default 100).
+// queueBase is the bare readers' first queue (nfgate uses its default 100).
 const queueBase = 200
+
+// bestBareBin is the ceiling reader, built by BuildBestBare ("": absent).
+var bestBareBin string
+
+// DefaultBestBareDir is where the ceiling reader's source is looked for
+// (netbench -bestbare, or NETBENCH_BESTBARE).
+const DefaultBestBareDir = "/work/shared/bench/bestbare"
+
+// BuildBestBare builds the ceiling reader from its source directory into
+// tmp (a copy: the source may be read-only). It returns the reason it could
+// not; the harness then runs without that contender.
+func BuildBestBare(src, tmp string) error {
+	if _, err := os.Stat(filepath.Join(src, "main.go")); err != nil {
+		return fmt.Errorf("bestbare source not found at %s (-bestbare DIR)", src)
+	}
+	dir := filepath.Join(tmp, "bestbare-src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{"main.go", "go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			return err
+		}
+	}
+	bin := filepath.Join(tmp, "bestbare")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building bestbare: %v: %s", err, out)
+	}
+	bestBareBin = bin
+	return nil
+}
 
 // running is a started contender.
 type running struct {
@@ -122,22 +170,64 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 			return nil, fmt.Errorf("bare reader: %v: %s", err, r.log.String())
 		}
 		return r, nil
-	case Nfgate:
-		r.stats = filepath.Join(dir, "stats.json")
-		os.Remove(r.stats)
-		var err error
-		if r.cfg, err = WriteConfig(dir, policies.get(c.Rules, 1), topology(c.Queues), !c.TOML); err != nil {
+	case BestBare:
+		if bestBareBin == "" {
+			return nil, fmt.Errorf("bestbare was not built")
+		}
+		q, mark := queueBase, uint32(bareMark)
+		if c.Hooks {
+			if err := l.nfgateHooks(c, nfgateBin, dir); err != nil {
+				return nil, err
+			}
+			m, _ := engine.NewMarks(config.DefaultRuntime().MarkMask)
+			q, mark = int(config.DefaultRuntime().QueueBase)+int(policy.StageForward)*c.Queues, m.FwdDone()|m.FwdAccept()
+		} else if err := l.IptablesRestore(BareRules(queueBase, c.Queues)); err != nil {
 			return nil, err
 		}
-		r.cmd = l.Start(nsGW, r.log, nfgateBin, "run", "--config", r.cfg, "--stats", r.stats,
-			"--queue-balance", strconv.Itoa(c.Queues))
+		r.cmd = l.Start(nsGW, r.log, bestBareBin, "-queue", strconv.Itoa(q), "-n", strconv.Itoa(c.Queues),
+			"-mark", fmt.Sprintf("%#x", mark))
 		r.pid = r.cmd.Process.Pid
-		if err := waitFor(90*time.Second, func() bool { s, ok := r.nfgateStats(); return ok && s.Gen >= 1 }, r.cmd); err != nil {
-			return nil, fmt.Errorf("nfgate did not start: %v:\n%s", err, r.log.String())
+		if err := waitFor(10*time.Second, func() bool { return strings.Contains(r.log.String(), "ready") }, r.cmd); err != nil {
+			return nil, fmt.Errorf("bestbare: %v: %s", err, r.log.String())
 		}
 		return r, nil
+	case Nfgate:
+		return l.startNfgate(c, nfgateBin, dir)
 	}
 	return nil, fmt.Errorf("unknown contender kind %d", c.Kind)
+}
+
+// startNfgate runs nfgate with c's policy until its first generation is live.
+func (l *Lab) startNfgate(c Contender, nfgateBin, dir string) (*running, error) {
+	r := &running{c: c, lab: l, log: &syncBuf{}}
+	r.stats = filepath.Join(dir, "stats.json")
+	os.Remove(r.stats)
+	var err error
+	if r.cfg, err = WriteConfig(dir, policies.get(c.Rules, 1), topology(c.Queues), !c.TOML); err != nil {
+		return nil, err
+	}
+	if c.Bin != "" {
+		nfgateBin = c.Bin
+	}
+	r.cmd = l.Start(nsGW, r.log, nfgateBin, "run", "--config", r.cfg, "--stats", r.stats,
+		"--queue-balance", strconv.Itoa(c.Queues))
+	r.pid = r.cmd.Process.Pid
+	if err := waitFor(90*time.Second, func() bool { s, ok := r.nfgateStats(); return ok && s.Gen >= 1 }, r.cmd); err != nil {
+		return nil, fmt.Errorf("nfgate did not start: %v:\n%s", err, r.log.String())
+	}
+	return r, nil
+}
+
+// nfgateHooks installs nfgate's hooks for c's policy: nfgate starts, goes
+// live and stops; its kernel rules stay (as on any nfgate stop).
+func (l *Lab) nfgateHooks(c Contender, nfgateBin, dir string) error {
+	n := c
+	n.Kind, n.Hooks = Nfgate, false
+	r, err := l.startNfgate(n, nfgateBin, dir)
+	if err != nil {
+		return err
+	}
+	return netlab.Stop(r.cmd, unix.SIGTERM, 5*time.Second)
 }
 
 // stop ends c's process and clears the gateway.

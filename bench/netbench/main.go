@@ -30,11 +30,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Runs, "runs", 0, "runs per figure (default 3; quick 1)")
 	sizes := fs.String("sizes", "", "policy sizes, comma-separated (default 10,1000,10000)")
 	fs.StringVar(&o.NfgateBin, "nfgate", "", "nfgate binary (default: go build ./cmd/nfgate)")
+	fs.StringVar(&o.Baseline, "baseline", "", "another nfgate binary (e.g. the previous release), measured as base-N contenders in the same rounds")
 	fs.Float64Var(&o.FloodRate, "flood-rate", 0, "paced denied flood, packets/s (default 20000; an unpaced flood is measured too)")
 	waitLoad := fs.Float64("wait-load", 0, "before measuring, wait (up to 20 min) until the 1-minute load average is below this")
 	verbose := fs.Bool("v", false, "progress on stderr")
 	fs.StringVar(&o.PerfDir, "perf", "", "record perf profiles of nfgate and the bare reader during the CPU run into this directory")
 	fs.BoolVar(&o.DumpRules, "dump-rules", false, "with -v: print the gateway's ruleset for each contender")
+	bestDir := fs.String("bestbare", envOr("NETBENCH_BESTBARE", DefaultBestBareDir), "source directory of the bestbare ceiling reader (built into a temp dir; skipped when absent)")
 	only := fs.String("only", "", "run only contenders whose name matches this regexp (and skip the reload unless it matches \"reload\")")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -90,6 +92,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if err := BuildBestBare(*bestDir, sh.TempDir()); err != nil {
+		fmt.Fprintf(stderr, "netbench: %v: running without the bestbare contender\n", err)
+	}
 	if *waitLoad > 0 {
 		end := time.Now().Add(20 * time.Minute)
 		for {
@@ -117,6 +122,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		res.Start.UTC().Format("2006-01-02 15:04 MST"), machine())
 	res.Markdown(stdout)
 	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 // runGuarded turns the shim's fatal panics into errors.

@@ -30,6 +30,13 @@ func TestQuick(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nfgate/nfgate/cmd/nfgate").CombinedOutput(); err != nil {
 		t.Fatalf("building nfgate: %v\n%s", err, out)
 	}
+	src := DefaultBestBareDir
+	if d := os.Getenv("NETBENCH_BESTBARE"); d != "" {
+		src = d
+	}
+	if err := BuildBestBare(src, t.TempDir()); err != nil {
+		t.Logf("%v: running without the bestbare contender", err)
+	}
 	res, err := Run(t, Options{Quick: true, NfgateBin: bin, Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)

@@ -74,3 +74,42 @@ func BenchmarkCompile10k(b *testing.B) {
 
 // cpuTime is the process's user+system CPU time. On a shared machine it
 // varies far less than wall time; it includes the GC's background work.
+
+// live keeps the previous generation reachable, as the daemon does while
+// it loads and compiles the next one (the garbage collector marks it).
+var live *policy.Program
+
+// benchReload is the daemon's CPU work for a reload of the 10,000-rule
+// policy before the hooks: load (parse, validate) and compile, with the
+// previous program still live.
+func benchReload(b *testing.B, yaml bool) {
+	topo := netbench.Topology{Node: "gw", ServerIf: "srv0", ServerIP: netbench.GWServerIP}
+	path, err := netbench.WriteConfig(b.TempDir(), netbench.Policy(10000, 1), topo, yaml)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ld, err := config.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if live, err = policy.Compile(ld.Policy); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		ld, err := config.Load(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := policy.Compile(ld.Policy)
+		if err != nil {
+			b.Fatal(err)
+		}
+		live = p
+	}
+	reportCPU(b, cpu)
+}
+
+func BenchmarkReload10kYAML(b *testing.B) { benchReload(b, true) }
+func BenchmarkReload10kTOML(b *testing.B) { benchReload(b, false) }

@@ -23,6 +23,7 @@ type Options struct {
 	Runs      int   // rounds; every figure is measured once per round
 	Sizes     []int // policy sizes
 	NfgateBin string
+	Baseline  string    // another nfgate binary, measured as "base-N" contenders in the same rounds
 	Log       io.Writer // progress (nil: discard)
 
 	FlowDur    time.Duration // one new-flow rate measurement
@@ -88,8 +89,9 @@ func defD(p *time.Duration, v time.Duration) {
 	}
 }
 
-// Contenders returns the gateway configurations for the given sizes.
-func Contenders(sizes []int) []Contender {
+// Contenders returns the gateway configurations for the given sizes (and
+// the baseline binary's, when there is one).
+func Contenders(sizes []int, baseline string) []Contender {
 	big := sizes[len(sizes)-1]
 	cs := []Contender{{Name: "kernel", Kind: Kernel, Full: true, Throughput: true}}
 	for _, n := range sizes {
@@ -97,13 +99,24 @@ func Contenders(sizes []int) []Contender {
 			Throughput: n == big, Flood: n == big})
 	}
 	cs = append(cs, Contender{Name: "nfqueue-bare", Kind: Bare, Queues: 1, Full: true, Throughput: true})
+	if bestBareBin != "" {
+		cs = append(cs, Contender{Name: "bestbare", Kind: BestBare, Queues: 1, Full: true},
+			Contender{Name: "bestbare-hooks", Kind: BestBare, Rules: sizes[0], Queues: 1, Full: true, Hooks: true})
+	}
 	for _, n := range sizes {
 		cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true,
 			Throughput: n == big, Flood: n == big})
 	}
-	cs = append(cs,
-		Contender{Name: "nfqueue-bare-2q", Kind: Bare, Queues: 2},
-		Contender{Name: fmt.Sprintf("nfgate-%d-2q", big), Kind: Nfgate, Rules: big, Queues: 2})
+	if baseline != "" {
+		for _, n := range sizes {
+			cs = append(cs, Contender{Name: fmt.Sprintf("base-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true, Bin: baseline})
+		}
+	}
+	cs = append(cs, Contender{Name: "nfqueue-bare-2q", Kind: Bare, Queues: 2})
+	if bestBareBin != "" {
+		cs = append(cs, Contender{Name: "bestbare-2q", Kind: BestBare, Queues: 2})
+	}
+	cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d-2q", big), Kind: Nfgate, Rules: big, Queues: 2})
 	return cs
 }
 
@@ -162,7 +175,7 @@ func (r *Results) put(c, m string, round int, v float64) {
 func Run(t TB, o Options) (*Results, error) {
 	o.Defaults()
 	res := &Results{Opt: o, M: map[string]map[string][]float64{}, Start: time.Now()}
-	for _, c := range Contenders(o.Sizes) {
+	for _, c := range Contenders(o.Sizes, o.Baseline) {
 		if o.Only == nil || o.Only.MatchString(c.Name) {
 			res.Order = append(res.Order, c)
 		}
@@ -309,7 +322,7 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 		res.put(c.Name, mFloodMax, round, a)
 		res.put(c.Name, mFloodMaxSent, round, f)
 	}
-	if c.Kind == Bare || c.Kind == Nfgate {
+	if c.Kind == Bare || c.Kind == BestBare || c.Kind == Nfgate {
 		qd1, ud1 := l.QueueStats()
 		res.put(c.Name, mQDrop, round, float64(qd1-qd0+ud1-ud0))
 	}

@@ -34,6 +34,21 @@ import (
 	"github.com/nfgate/nfgate/conntrack"
 )
 
+// Key is a denied flow as the engine saw it: the flow and the scope its
+// verdict depended on. Two packets of one flow in different scopes (another
+// stage, interface or endpoint) are different keys.
+type Key struct {
+	Flow  conntrack.FlowKey
+	Scope Scope
+}
+
+// Scope is what, besides the flow, a cached verdict depended on. The cache
+// only compares it; the engine defines the fields' meaning.
+type Scope struct {
+	Stage, Dir, Flags uint8
+	In, Out           int32
+}
+
 // Entry is what the cache remembers about a denied flow: enough to account
 // and trace the drop without re-running the classifier.
 type Entry struct {
@@ -60,7 +75,7 @@ const ways = 8
 const maxShards = 64
 
 type slot struct {
-	key     conntrack.FlowKey
+	key     Key
 	used    bool
 	expires int64 // nanoseconds since Cache.base
 	val     Entry
@@ -135,7 +150,7 @@ func (c *Cache) Cap() int { return c.cap }
 func (c *Cache) clock() int64 { return int64(c.now().Sub(c.base)) }
 
 // locate returns the shard and bucket for k.
-func (c *Cache) locate(k conntrack.FlowKey) (*shard, *bucket) {
+func (c *Cache) locate(k Key) (*shard, *bucket) {
 	h := maphash.Comparable(c.seed, k)
 	s := &c.shards[h&c.mask]
 	// The high 32 bits pick the bucket (multiply-shift range reduction),
@@ -145,7 +160,7 @@ func (c *Cache) locate(k conntrack.FlowKey) (*shard, *bucket) {
 }
 
 // Lookup returns the live entry for k. Expired entries miss.
-func (c *Cache) Lookup(k conntrack.FlowKey) (Entry, bool) {
+func (c *Cache) Lookup(k Key) (Entry, bool) {
 	if len(c.shards) == 0 {
 		return Entry{}, false
 	}
@@ -171,7 +186,7 @@ func (c *Cache) Lookup(k conntrack.FlowKey) (Entry, bool) {
 }
 
 // Add remembers v for k for the cache's TTL, replacing any entry for k.
-func (c *Cache) Add(k conntrack.FlowKey, v Entry) {
+func (c *Cache) Add(k Key, v Entry) {
 	if len(c.shards) == 0 {
 		return
 	}

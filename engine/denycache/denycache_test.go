@@ -35,8 +35,8 @@ var (
 )
 
 // key returns a distinct TCP flow key for each i.
-func key(i int) conntrack.FlowKey {
-	return conntrack.MakeKey(4, 6, srcA, dstA, uint16(i), uint16(i>>16))
+func key(i int) Key {
+	return Key{Flow: conntrack.MakeKey(4, 6, srcA, dstA, uint16(i), uint16(i>>16))}
 }
 
 func TestLookupAndTTL(t *testing.T) {

@@ -6,7 +6,9 @@ package enginetest
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/nfgate/nfgate/classify"
@@ -14,14 +16,12 @@ import (
 	"github.com/nfgate/nfgate/policy"
 )
 
-// Verdict is one answer a FakeQueue received.
-type Verdict struct {
-	ID     uint32
-	Action engine.Action
-	Mark   uint32
-}
+// Verdict is one answer a Queue received.
+type Verdict = engine.Verdict
 
-// Queue is a channel-driven engine.Queue.
+// Queue is a channel-driven engine.Queue: each packet sent on In is a
+// burst of one. It records the verdicts as sent (a batch verdict is one
+// record; see Kernel for the kernel's view).
 type Queue struct {
 	N        uint16
 	In       chan *engine.Packet
@@ -38,7 +38,7 @@ func NewQueue(n uint16) *Queue {
 func (q *Queue) Num() uint16 { return q.N }
 
 // Receive feeds packets from In to fn until ctx ends or In is closed.
-func (q *Queue) Receive(ctx context.Context, fn func(*engine.Packet)) error {
+func (q *Queue) Receive(ctx context.Context, fn func(*engine.Burst)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,21 +48,22 @@ func (q *Queue) Receive(ctx context.Context, fn func(*engine.Packet)) error {
 				<-ctx.Done()
 				return nil
 			}
-			fn(p)
+			fn(&engine.Burst{Packets: []engine.Packet{*p}})
 		}
 	}
 }
 
-// SetVerdict records the answer.
-func (q *Queue) SetVerdict(id uint32, a engine.Action, mark uint32) error {
-	v := Verdict{id, a, mark}
+// SetVerdicts records the answers.
+func (q *Queue) SetVerdicts(vs []engine.Verdict) error {
 	q.mu.Lock()
-	q.verdicts = append(q.verdicts, v)
+	q.verdicts = append(q.verdicts, vs...)
 	q.mu.Unlock()
 	if q.Out != nil {
-		select {
-		case q.Out <- v:
-		default:
+		for _, v := range vs {
+			select {
+			case q.Out <- v:
+			default:
+			}
 		}
 	}
 	return nil
@@ -74,6 +75,90 @@ func (q *Queue) Verdicts() []Verdict {
 	defer q.mu.Unlock()
 	return append([]Verdict(nil), q.verdicts...)
 }
+
+// Kernel models a kernel NFQUEUE as nfnetlink_queue implements it: packets
+// wait in id order until answered; a verdict answers its id, a batch
+// verdict every waiting packet whose id is not after its id. It records the
+// answer each packet got and every verdict that answered nothing or a
+// packet twice. Safe for concurrent use.
+type Kernel struct {
+	mu      sync.Mutex
+	waiting []uint32 // ids in queue order
+	got     map[uint32][]Verdict
+	Errors  []string // verdicts for ids not waiting
+}
+
+// NewKernel returns an empty queue.
+func NewKernel() *Kernel { return &Kernel{got: map[uint32][]Verdict{}} }
+
+// Queue adds a packet with id to the waiting list.
+func (k *Kernel) Queue(id uint32) {
+	k.mu.Lock()
+	k.waiting = append(k.waiting, id)
+	k.mu.Unlock()
+}
+
+// Apply answers waiting packets as the kernel would.
+func (k *Kernel) Apply(vs []Verdict) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, v := range vs {
+		if v.Batch {
+			n := 0
+			for n < len(k.waiting) && int32(v.ID-k.waiting[n]) >= 0 {
+				k.got[k.waiting[n]] = append(k.got[k.waiting[n]], v)
+				n++
+			}
+			if n == 0 {
+				k.Errors = append(k.Errors, fmt.Sprintf("batch verdict %d answered nothing", v.ID))
+			}
+			k.waiting = k.waiting[n:]
+			continue
+		}
+		i := slices.Index(k.waiting, v.ID)
+		if i < 0 {
+			k.Errors = append(k.Errors, fmt.Sprintf("verdict for %d, which is not waiting", v.ID))
+			continue
+		}
+		k.got[v.ID] = append(k.got[v.ID], v)
+		k.waiting = slices.Delete(k.waiting, i, i+1)
+	}
+}
+
+// Got returns the answers packet id received (exactly one if all is well).
+func (k *Kernel) Got(id uint32) []Verdict {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]Verdict(nil), k.got[id]...)
+}
+
+// Waiting returns the ids not answered yet.
+func (k *Kernel) Waiting() []uint32 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]uint32(nil), k.waiting...)
+}
+
+// Errs returns the verdicts that answered nothing.
+func (k *Kernel) Errs() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.Errors...)
+}
+
+// KernelQueue is an engine.Queue over a Kernel: the test hands bursts to
+// the handler itself (Handler), the verdicts go to the Kernel.
+type KernelQueue struct {
+	N uint16
+	K *Kernel
+}
+
+func (q *KernelQueue) Num() uint16 { return q.N }
+func (q *KernelQueue) Receive(ctx context.Context, fn func(*engine.Burst)) error {
+	<-ctx.Done()
+	return nil
+}
+func (q *KernelQueue) SetVerdicts(vs []engine.Verdict) error { q.K.Apply(vs); return nil }
 
 // Hooks records applied plans. It is an engine.HookVerifier: Tamper
 // makes the kernel's rules "drift" until the next Apply.
@@ -212,7 +297,7 @@ type DenyCache struct {
 }
 
 type denyKey struct {
-	st       policy.Stage
+	sc       engine.DenyScope
 	proto    uint8
 	src, dst netip.Addr
 	sp, dp   uint16
@@ -220,21 +305,24 @@ type denyKey struct {
 
 func NewDenyCache() *DenyCache { return &DenyCache{m: map[denyKey]engine.DenyEntry{}} }
 
-func key(st policy.Stage, p *classify.Packet) denyKey {
-	return denyKey{st, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort}
+func key(sc engine.DenyScope, p *classify.Packet) denyKey {
+	return denyKey{sc, p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort}
 }
 
-func (d *DenyCache) Lookup(st policy.Stage, p *classify.Packet) (engine.DenyEntry, bool) {
+func (d *DenyCache) Lookup(sc engine.DenyScope, p *classify.Packet, gen uint64) (engine.DenyEntry, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	e, ok := d.m[key(st, p)]
-	return e, ok
+	e, ok := d.m[key(sc, p)]
+	if !ok || e.Gen != gen {
+		return engine.DenyEntry{}, false
+	}
+	return e, true
 }
 
-func (d *DenyCache) Add(st policy.Stage, p *classify.Packet, e engine.DenyEntry) {
+func (d *DenyCache) Add(sc engine.DenyScope, p *classify.Packet, e engine.DenyEntry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.m[key(st, p)] = e
+	d.m[key(sc, p)] = e
 }
 
 func (d *DenyCache) Purge() {

@@ -105,6 +105,8 @@ var (
 	dMalformed = desc("malformed_packets_total", "Packets on a policed interface that could not be decoded (dropped).")
 	dDeadline  = desc("deadline_verdicts_total", "Failure-mode verdicts given because a decision took longer than engine.deadline.")
 	dVerdErr   = desc("verdict_errors_total", "Verdicts the kernel refused.")
+	dUndeliv   = desc("queue_undelivered_total", "Packets the kernel numbered but could not deliver to nfgate (socket buffer full): dropped, or accepted in fail-open mode (gaps in the packet ids).")
+	dTrunc     = desc("truncated_packets_total", "Packets on a policed interface whose headers did not fit in the queue's copy range (dropped).")
 	dReloads   = desc("reloads_total", "Reload attempts (the initial load included), by result (ok, error).", "result")
 	dLastOK    = desc("last_reload_successful", "1 if the last reload attempt succeeded, 0 if it failed (the previous policy stays live).")
 	dLastAt    = desc("last_reload_timestamp_seconds", "Unix time of the last reload attempt.")
@@ -130,7 +132,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{dBuild, dVerdicts, dQueued, dRuleHits, dLatency, dDenyHits, dDenyLen, dDenyCap,
-	dDenyEvict, dMalformed, dDeadline, dVerdErr, dReloads, dLastOK, dLastAt, dGen, dPolicy, dRecheck, dLastRe, dCut,
+	dDenyEvict, dMalformed, dDeadline, dVerdErr, dUndeliv, dTrunc, dReloads, dLastOK, dLastAt, dGen, dPolicy, dRecheck, dLastRe, dCut,
 	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0}
 
 type collector struct {
@@ -217,6 +219,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dDenyEvict, d.Stats().Evictions)
 	}
 	counter(dMalformed, s.Malformed.Load())
+	counter(dUndeliv, s.Undelivered.Load())
+	counter(dTrunc, s.Truncated.Load())
 	counter(dDeadline, s.Deadline.Load())
 	counter(dVerdErr, s.VerdictErr.Load())
 

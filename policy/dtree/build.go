@@ -2,6 +2,7 @@ package dtree
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 )
@@ -31,21 +32,30 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 	// makes rules copy into many leaves or leaves long. Trees are grown in
 	// parallel.
 	type tree struct {
-		ids []int32
-		b   *builder
-		st  shape
+		ids  []int32
+		b    *builder
+		st   shape
+		over bool // a trial that exceeded its limits: rejected
 	}
-	grow := func(idss [][]int32, budgets []int) []tree {
+	// grow builds a tree per id list. limits, for a trial merge, are the
+	// entries and longest leaf it may have to be kept: a build that exceeds
+	// either stops there (b.over) and is rejected, as it would be complete.
+	grow := func(idss [][]int32, budgets []int, limits []shape) []tree {
 		out := make([]tree, len(idss))
 		var wg sync.WaitGroup
 		for i, ids := range idss {
 			wg.Go(func() {
 				budget := replication * len(ids)
+				lim := shape{math.MaxInt, math.MaxInt}
 				if budgets != nil {
-					budget = budgets[i]
+					budget, lim = budgets[i], limits[i]
 				}
-				b := sp.grow(ids, budget)
-				out[i] = tree{ids, b, b.shape(0)}
+				b := sp.grow(ids, budget, lim)
+				t := tree{ids: ids, b: b, over: b.over}
+				if !b.over {
+					t.st = b.shape(0)
+				}
+				out[i] = t
 			})
 		}
 		wg.Wait()
@@ -57,24 +67,30 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 			idss = append(idss, ids)
 		}
 	}
-	trees := grow(idss, nil)
+	trees := grow(idss, nil, nil)
 	for g := len(trees) - 1; g > 0; g-- {
-		// A merge is kept only if it copies rules little, so the trial
-		// builds get no more budget than that: bad ones stop early.
+		// A merge is kept only if it copies rules little and keeps leaves
+		// short, so the trial builds get no more budget than that, and a
+		// trial stops as soon as it has more entries or a longer leaf than
+		// a kept merge may have (the outcome is the same as building it
+		// whole and comparing).
 		var cand [][]int32
 		var budgets []int
+		var limits []shape
 		for h := range g {
+			a, c := trees[g].st, trees[h].st
 			cand = append(cand, mergeSorted(trees[g].ids, trees[h].ids))
-			budgets = append(budgets, 5*(trees[g].st.entries+trees[h].st.entries)/4)
+			budgets = append(budgets, 5*(a.entries+c.entries)/4)
+			limits = append(limits, shape{entries: 5 * (a.entries + c.entries) / 4, maxLeaf: max(2*sp.leafSize, a.maxLeaf, c.maxLeaf)})
 		}
-		merged := grow(cand, budgets)
+		merged := grow(cand, budgets, limits)
 		bestH := -1
 		for h, m := range merged {
 			a, c := trees[g].st, trees[h].st
 			if debugMerge {
-				println("merge", g, len(trees[g].ids), a.entries, a.maxLeaf, "into", h, len(trees[h].ids), c.entries, c.maxLeaf, "->", m.st.entries, m.st.maxLeaf)
+				println("merge", g, len(trees[g].ids), a.entries, a.maxLeaf, "into", h, len(trees[h].ids), c.entries, c.maxLeaf, "->", m.st.entries, m.st.maxLeaf, m.over)
 			}
-			if 4*m.st.entries <= 5*(a.entries+c.entries) && m.st.maxLeaf <= max(2*sp.leafSize, a.maxLeaf, c.maxLeaf) &&
+			if !m.over && 4*m.st.entries <= 5*(a.entries+c.entries) && m.st.maxLeaf <= max(2*sp.leafSize, a.maxLeaf, c.maxLeaf) &&
 				(bestH < 0 || m.st.entries < merged[bestH].st.entries) {
 				bestH = h
 			}
@@ -85,10 +101,18 @@ func compile(rs []Rule, ranks []int32, addrMax U128) *wtree {
 		}
 	}
 
-	// leaf[0] is a sentinel: kid code leafBit is an empty leaf.
-	t := &wtree{leaf: []entry{{rank: noRank}}}
+	// leaf[0] is a sentinel: kid code leafBit is an empty leaf. The
+	// arrays are sized first (entries, one sentinel per leaf, super-nodes)
+	// so packing appends without copying.
+	nleaf, nsnode := 1, 0
 	for _, tr := range trees {
-		p := packer{nodes: tr.b.nodes, rs: rs, ranks: ranks, t: t, leafCode: map[uint32]uint32{}}
+		nleaf += tr.b.entries + tr.b.leaves
+		nsnode += snodes(tr.b.nodes, 0)
+	}
+	t := &wtree{leaf: make([]entry, 1, nleaf), nodes: make([]snode, 0, nsnode)}
+	t.leaf[0] = entry{rank: noRank}
+	for _, tr := range trees {
+		p := packer{nodes: tr.b.nodes, rs: rs, ranks: ranks, t: t, leafCode: make(map[uint32]uint32, tr.b.leaves)}
 		t.parts = append(t.parts, part{root: p.pack(0), first: ranks[tr.ids[0]]})
 	}
 	slices.SortFunc(t.parts, func(a, c part) int { return cmp.Compare(a.first, c.first) })
@@ -114,8 +138,8 @@ func mergeSorted(a, b []int32) []int32 {
 
 // grow builds a binary tree for ids with at most budget leaf entries,
 // rooted at node 0 of the returned builder.
-func (sp *space) grow(ids []int32, budget int) *builder {
-	b := &builder{space: sp, nodes: []bnode{{}}}
+func (sp *space) grow(ids []int32, budget int, lim shape) *builder {
+	b := &builder{space: sp, nodes: []bnode{{}}, lim: lim}
 	b.build(0, ids, sp.full, 0, budget)
 	return b
 }
@@ -130,6 +154,28 @@ func (b *builder) shape(i uint32) shape {
 	}
 	l, r := b.shape(n.kid), b.shape(n.kid+1)
 	return shape{l.entries + r.entries, max(l.maxLeaf, r.maxLeaf)}
+}
+
+// snodes counts the super-nodes pack makes for binary node bi.
+func snodes(nodes []bnode, bi uint32) int {
+	if nodes[bi].f == fLeaf {
+		return 0
+	}
+	var at [15]uint32
+	at[0] = bi
+	for q := range 7 {
+		m := &nodes[at[q]]
+		if m.f == fLeaf {
+			at[2*q+1], at[2*q+2] = at[q], at[q]
+			continue
+		}
+		at[2*q+1], at[2*q+2] = m.kid, m.kid+1
+	}
+	n := 1
+	for j := range 8 {
+		n += snodes(nodes, at[7+j])
+	}
+	return n
 }
 
 // packer turns the builder's binary tree into super-nodes and leaf entries.
@@ -207,7 +253,13 @@ type space struct {
 type builder struct {
 	*space
 	nodes    []bnode
-	los, his []uint32 // scratch
+	los, his [numFields][]uint32 // scratch: sampled range starts and ends per field
+	// lim bounds the leaf entries and the longest leaf; a build that
+	// exceeds either stops (over).
+	lim     shape
+	entries int // leaf entries so far
+	leaves  int
+	over    bool
 }
 
 func fieldRange(r *Rule, f int) (lo, hi U128) {
@@ -257,15 +309,46 @@ func newSpace(rs []Rule, addrMax U128) *space {
 		b.leafSize = leafBig
 	}
 	vals := make([]U128, 0, 2*len(rs)+1)
+	small := make([]uint64, 0, 2*len(rs)+1)
 	for f := range numFields {
 		mx := b.fieldMax(f)
 		vals = append(vals[:0], U128{})
+		wide := false
 		for i := range rs {
 			lo, hi := fieldRange(&rs[i], f)
 			vals = append(vals, lo)
 			if hi != mx {
 				vals = append(vals, inc(hi))
 			}
+			wide = wide || lo.Hi != 0 || hi.Hi != 0 || (hi != mx && hi.Lo == ^uint64(0))
+		}
+		if !wide {
+			// Every value fits 64 bits (ports, protocols, IPv4): sort
+			// and search plain integers.
+			small = small[:0]
+			for _, v := range vals {
+				small = append(small, v.Lo)
+			}
+			slices.Sort(small)
+			small = slices.Compact(small)
+			bs := make([]U128, len(small))
+			for j, v := range small {
+				bs[j] = U128{0, v}
+			}
+			b.bounds[f] = bs
+			last := uint32(len(bs) - 1)
+			b.full[f] = [2]uint32{0, last}
+			for i := range rs {
+				lo, hi := fieldRange(&rs[i], f)
+				l, _ := slices.BinarySearch(small, lo.Lo)
+				h := last
+				if hi != mx {
+					j, _ := slices.BinarySearch(small, hi.Lo+1)
+					h = uint32(j - 1)
+				}
+				b.rng[i][f] = [2]uint32{uint32(l), h}
+			}
+			continue
 		}
 		slices.SortFunc(vals, cmp128)
 		bs := slices.Clone(slices.Compact(vals))
@@ -291,19 +374,24 @@ func newSpace(rs []Rule, addrMax U128) *space {
 // proportion to their sizes, so a partition of n rules never holds more than
 // replication*n entries however much its rules overlap.
 func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
+	if b.over {
+		return
+	}
 	bestF, bestP, bestMax, bestSum := -1, uint32(0), len(ids), 2*len(ids)
 	if len(ids) > b.leafSize && depth < maxDepth {
+		var cs [numFields]cut
+		b.cuts(ids, &reg, &cs)
 		for f := range numFields {
-			if reg[f][0] == reg[f][1] {
+			c := &cs[f]
+			if !c.ok {
 				continue
 			}
-			p, nl, nr := b.split(ids, f, reg[f][0], reg[f][1])
-			m := max(nl, nr)
-			if nl+nr > budget {
+			m := max(c.nl, c.nr)
+			if c.nl+c.nr > budget {
 				continue
 			}
-			if m < bestMax || (m == bestMax && nl+nr < bestSum) {
-				bestF, bestP, bestMax, bestSum = f, p, m, nl+nr
+			if m < bestMax || (m == bestMax && c.nl+c.nr < bestSum) {
+				bestF, bestP, bestMax, bestSum = f, c.p, m, c.nl+c.nr
 			}
 		}
 	}
@@ -313,19 +401,27 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 			mn = ids[0]
 		}
 		b.nodes[ni] = bnode{f: fLeaf, ids: ids, min: mn}
+		b.leaves++
+		if b.entries += len(ids); b.entries > b.lim.entries || len(ids) > b.lim.maxLeaf {
+			b.over = true
+		}
 		return
 	}
 	f, p := bestF, bestP
-	var left, right []int32
+	// bestSum is len(left)+len(right): one allocation for both.
+	both := make([]int32, 0, bestSum)
 	for _, id := range ids {
-		r := &b.rng[id][f]
-		if r[0] <= p {
-			left = append(left, id)
-		}
-		if r[1] > p {
-			right = append(right, id)
+		if b.rng[id][f][0] <= p {
+			both = append(both, id)
 		}
 	}
+	nl := len(both)
+	for _, id := range ids {
+		if b.rng[id][f][1] > p {
+			both = append(both, id)
+		}
+	}
+	left, right := both[:nl:nl], both[nl:]
 	c := uint32(len(b.nodes))
 	b.nodes = append(b.nodes, bnode{}, bnode{})
 	b.nodes[ni] = bnode{thr: b.bounds[f][p+1], f: uint8(f), kid: c, min: ids[0]}
@@ -337,60 +433,119 @@ func (b *builder) build(ni uint32, ids []int32, reg region, depth, budget int) {
 	b.build(c+1, right, rr, depth+1, budget-lb)
 }
 
-// split finds the cut p in [rl, rh) for field f that best balances the rules
-// going left (range starts at or below p) and right (ends above p).
-func (b *builder) split(ids []int32, f int, rl, rh uint32) (p uint32, nl, nr int) {
-	// Search for the balance point on a sample of a big node's rules, then
-	// count exactly around it: near-optimal cuts at a fraction of the cost.
+// cut is the best split of a node in one field: rules whose range starts at
+// or below p go left (nl of them), those ending above p right (nr). ok is
+// false for a field the region does not let the node split.
+type cut struct {
+	p      uint32
+	nl, nr int
+	ok     bool
+}
+
+// cuts finds, for every field f the region still spans, the cut p in
+// [reg[f][0], reg[f][1]) that best balances the rules going left and
+// right. It searches for the balance point on a sample of a big node's
+// rules, then counts exactly around it: near-optimal cuts at a fraction of
+// the cost. All fields are done in two passes over the rules (samples, then
+// exact counts at the two candidate cuts), since a rule's ranges sit
+// together in memory.
+func (b *builder) cuts(ids []int32, reg *region, out *[numFields]cut) {
 	step := max(1, len(ids)/splitSample)
-	b.los, b.his = b.los[:0], b.his[:0]
-	maxLo, minHi := uint32(0), ^uint32(0)
+	for f := range numFields {
+		b.los[f], b.his[f] = b.los[f][:0], b.his[f][:0]
+	}
+	var maxLo, minHi [numFields]uint32
+	for f := range numFields {
+		minHi[f] = ^uint32(0)
+	}
+	next := 0 // the next sampled index: every step-th rule
 	for i, id := range ids {
-		r := &b.rng[id][f]
-		maxLo, minHi = max(maxLo, r[0]), min(minHi, r[1])
-		if i%step == 0 {
-			b.los = append(b.los, r[0])
-			b.his = append(b.his, r[1])
+		r := &b.rng[id]
+		for f := range numFields {
+			lo, hi := r[f][0], r[f][1]
+			maxLo[f], minHi[f] = max(maxLo[f], lo), min(minHi[f], hi)
 		}
-	}
-	if maxLo <= rl && minHi >= rh {
-		return rl, len(ids), len(ids) // every rule spans the region
-	}
-	slices.Sort(b.los)
-	slices.Sort(b.his)
-	sampled := func(p uint32) (nl, nr int) {
-		nl, _ = slices.BinarySearch(b.los, p+1) // los <= p
-		i, _ := slices.BinarySearch(b.his, p+1) // his <= p
-		return nl, len(b.his) - i
-	}
-	exact := func(p uint32) (nl, nr int) {
-		for _, id := range ids {
-			r := &b.rng[id][f]
-			if r[0] <= p {
-				nl++
-			}
-			if r[1] > p {
-				nr++
+		if i == next {
+			next += step
+			for f := range numFields {
+				b.los[f] = append(b.los[f], r[f][0])
+				b.his[f] = append(b.his[f], r[f][1])
 			}
 		}
+	}
+	// Candidate cuts per field: p and p-1 (the latter when p > rl).
+	var ps [numFields][2]uint32
+	var two [numFields]bool
+	var count [numFields]bool
+	active := false
+	for f := range numFields {
+		rl, rh := reg[f][0], reg[f][1]
+		out[f] = cut{}
+		if rl == rh {
+			continue
+		}
+		if maxLo[f] <= rl && minHi[f] >= rh {
+			out[f] = cut{p: rl, nl: len(ids), nr: len(ids), ok: true} // every rule spans the region
+			continue
+		}
+		los, his := b.los[f], b.his[f]
+		slices.Sort(los)
+		slices.Sort(his)
+		lo, hi := rl, rh-1
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			nl, _ := slices.BinarySearch(los, mid+1) // los <= mid
+			i, _ := slices.BinarySearch(his, mid+1)  // his <= mid
+			if nl >= len(his)-i {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		ps[f] = [2]uint32{lo, lo - 1}
+		two[f] = lo > rl
+		out[f] = cut{p: lo, ok: true}
+		count[f] = true
+		active = true
+	}
+	if !active {
 		return
 	}
-	lo, hi := rl, rh-1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if l, r := sampled(mid); l >= r {
-			hi = mid
-		} else {
-			lo = mid + 1
+	var cnt [numFields][4]int // nl(p), nr(p), nl(p-1), nr(p-1)
+	for _, id := range ids {
+		r := &b.rng[id]
+		for f := range numFields {
+			if !count[f] {
+				continue
+			}
+			lo, hi := r[f][0], r[f][1]
+			c := &cnt[f]
+			if lo <= ps[f][0] {
+				c[0]++
+			}
+			if hi > ps[f][0] {
+				c[1]++
+			}
+			if lo <= ps[f][1] {
+				c[2]++
+			}
+			if hi > ps[f][1] {
+				c[3]++
+			}
 		}
 	}
-	p = lo
-	nl, nr = exact(p)
-	if p > rl {
-		l, r := exact(p - 1)
-		if max(l, r) < max(nl, nr) || (max(l, r) == max(nl, nr) && l+r < nl+nr) {
-			p, nl, nr = p-1, l, r
+	for f := range numFields {
+		if !count[f] {
+			continue
+		}
+		c := &cnt[f]
+		nl, nr := c[0], c[1]
+		out[f].nl, out[f].nr = nl, nr
+		if two[f] {
+			l, r := c[2], c[3]
+			if max(l, r) < max(nl, nr) || (max(l, r) == max(nl, nr) && l+r < nl+nr) {
+				out[f] = cut{p: ps[f][1], nl: l, nr: r, ok: true}
+			}
 		}
 	}
-	return p, nl, nr
 }

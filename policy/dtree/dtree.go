@@ -134,8 +134,9 @@ func Build(rules []Rule) *Tree {
 	slices.SortStableFunc(rs, func(a, b Rule) int { return cmp.Compare(a.Priority, b.Priority) })
 
 	t := &Tree{prios: make([]int32, len(rs))}
-	var nrs, wrs []Rule
-	var nranks, wranks []int32
+	// Most rules go to one of the two trees: size both for all.
+	nrs, wrs := make([]Rule, 0, len(rs)), make([]Rule, 0, len(rs))
+	nranks, wranks := make([]int32, 0, len(rs)), make([]int32, 0, len(rs))
 	for i := range rs {
 		r := rs[i]
 		t.prios[i] = r.Priority

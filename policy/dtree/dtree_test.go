@@ -357,3 +357,25 @@ func BenchmarkBuild(b *testing.B) {
 		})
 	}
 }
+
+// A wide-tree range ending at the top of the low 64 bits (its next value
+// needs the high word) splits the space correctly, also when no other
+// source range reaches into the high word.
+func TestRangeEndingAtLowWordTop(t *testing.T) {
+	top := U128{0, ^uint64(0)}
+	rule := func(prio int32, src [2]U128) Rule {
+		return Rule{Priority: prio, Src: src, Dst: anyAddr, Proto: anyProt, SPort: anyPort, DPort: anyPort, ICMPType: anyICMP, ICMPCode: anyICMP}
+	}
+	rules := []Rule{rule(1, [2]U128{{0, 1 << 40}, top})}
+	for i := range 8 {
+		a := U128{0, 1<<41 + uint64(i)}
+		rules = append(rules, rule(int32(10+i), [2]U128{a, a}))
+	}
+	tr := Build(rules)
+	for _, src := range []U128{{0, 1 << 40}, {0, 1<<41 + 3}, top, {1, 0}, {2, 0}, {0, 5}} {
+		k := Key{Src: src, Dst: U128{0x20010db8 << 32, 1}, Proto: 6, SPort: 1, DPort: 1, ICMPType: NoICMP, ICMPCode: NoICMP}
+		if got, want := tr.Lookup(&k, 0), linear(rules, &k, 0); got != want {
+			t.Errorf("src %v: tree %d, linear %d", src, got, want)
+		}
+	}
+}
