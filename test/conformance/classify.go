@@ -204,7 +204,11 @@ func classifyCause(c *Case, d *Disagreement, r *Result) {
 			rules = append(rules, &list[dec.Rule])
 		}
 	}
-	if name, prof := felixPolicy(r.FChain[hookOf[d.Stage]]); name != "" {
+	fchain := r.FChain[hookOf[d.Stage]]
+	if d.Stage == "output" && r.FChain["mangle POSTROUTING"] != "" && (fchain == "" || path.DNAT.IsValid()) {
+		fchain = r.FChain["mangle POSTROUTING"] // DNAT'd local output is policed there
+	}
+	if name, prof := felixPolicy(fchain); name != "" {
 		if prof {
 			if p := findProfile(c, name); p != nil {
 				for i := range p.Spec.Ingress {
@@ -229,6 +233,26 @@ func classifyCause(c *Case, d *Disagreement, r *Result) {
 	for _, rl := range rules {
 		for _, f := range ruleFeatures(rl) {
 			causes[f] = true
+		}
+	}
+	if len(causes) == 0 {
+		// A rule nfgate reads differently (a namespace selector) in a
+		// policy of a kind that acts at this stage: its match (or not)
+		// changes which rule decides, or whether the tier ends in a drop.
+		for i := range c.Res.Policies {
+			p := &c.Res.Policies[i]
+			for _, k := range stageKinds(d.Stage) {
+				if policyKind(p) != k {
+					continue
+				}
+				for _, rl := range append(append([]Rule{}, p.Spec.Ingress...), p.Spec.Egress...) {
+					for _, f := range ruleFeatures(&rl) {
+						if f == causeItem4 {
+							causes[causeItem4] = true
+						}
+					}
+				}
+			}
 		}
 	}
 	if len(causes) == 0 {

@@ -76,17 +76,19 @@ func checkPath(path Path, o *Observed, ifName map[uint32]string) string {
 
 // Result is one probe through the three evaluations.
 type Result struct {
-	Probe   *Probe
-	Path    Path
-	Felix   Verdicts
-	Live    Verdicts
-	Explain Verdicts
-	Why     []string // explain's reasons
-	Decided map[string]Decided
-	FChain  map[string]string
-	LChain  map[string]string
-	CT      string
-	Harness string // non-empty: the probe could not be compared (why)
+	Probe       *Probe
+	Path        Path // Felix's way through the gateway
+	LivePath    Path // the live nfgate's (differs after a different untracked verdict)
+	ExplainPath Path // the way explain was told
+	Felix       Verdicts
+	Live        Verdicts
+	Explain     Verdicts
+	Why         []string // explain's reasons
+	Decided     map[string]Decided
+	FChain      map[string]string
+	LChain      map[string]string
+	CT          string
+	Harness     string // non-empty: the probe could not be compared (why)
 }
 
 // Disagreement is one stage where the three differ.
@@ -115,8 +117,8 @@ func (d Disagreement) String() string {
 // disagreements lists the stages where a result's evaluations differ.
 func (r *Result) disagreements(caseName string) []Disagreement {
 	var out []Disagreement
-	for _, k := range pathStages(r.Path) {
-		f, l, x := r.Felix[k], r.Live[k], r.Explain[k]
+	for _, k := range r.stages() {
+		f, l, x := orUnreached(r.Felix[k]), orUnreached(r.Live[k]), orUnreached(r.Explain[k])
 		if f == l && f == x {
 			continue
 		}
@@ -131,7 +133,7 @@ func (r *Result) disagreements(caseName string) []Disagreement {
 type Summary struct {
 	Cases, CasesCompared, Probes, Compared int
 	ConfigAgree                            int // both refused, or both accepted
-	ConfigRejected                         []string
+	ConfigRejected                         []configDiff
 	ConfigBoth                             []string
 	NoReference                            []string
 	Harness                                map[string]int
@@ -159,8 +161,8 @@ func (s *Summary) add(r *Result) {
 		return
 	}
 	s.Compared++
-	for _, k := range pathStages(r.Path) {
-		f := r.Felix[k]
+	for _, k := range r.stages() {
+		f := orUnreached(r.Felix[k])
 		m := s.Stage[k]
 		if m == nil {
 			m = map[string]*tally{}
@@ -172,13 +174,14 @@ func (s *Summary) add(r *Result) {
 			m[f] = t
 		}
 		t.N++
-		if r.Explain[k] == f {
+		x, l := orUnreached(r.Explain[k]), orUnreached(r.Live[k])
+		if x == f {
 			t.ExplainAgree++
 		}
-		if r.Live[k] == f {
+		if l == f {
 			t.LiveAgree++
 		}
-		if r.Explain[k] == f && r.Live[k] == f {
+		if x == f && l == f {
 			t.AllAgree++
 		}
 	}
@@ -218,7 +221,7 @@ func (s *Summary) Table() string {
 		fmt.Fprintf(&b, "  %5d  %s: %s\n", s.ByCause[k], k, causeText(k))
 	}
 	for _, c := range s.ConfigRejected {
-		fmt.Fprintf(&b, "  config: %s\n", c)
+		fmt.Fprintf(&b, "  config: %s (%s): %s\n", c.Case, c.Cause, firstLine(c.Msg))
 	}
 	if len(s.NoReference) > 0 {
 		fmt.Fprintf(&b, "\ncases without a reference (Felix could not program its rules):\n")
@@ -248,4 +251,29 @@ func sortedKeys(m map[string]int) []string {
 		return ks[i] < ks[j]
 	})
 	return ks
+}
+
+// configDiff is a configuration one side refused and the other loaded.
+type configDiff struct{ Case, Cause, Msg string }
+
+// stages lists the stage keys any of the three evaluations passed, in
+// kernel order (the ways differ when the untracked verdicts differ).
+func (r *Result) stages() []string {
+	var out []string
+	for _, k := range stageKeys {
+		_, a := r.Felix[k]
+		_, b := r.Live[k]
+		_, c := r.Explain[k]
+		if a || b || c {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func orUnreached(v string) string {
+	if v == "" {
+		return vUnreached
+	}
+	return v
 }

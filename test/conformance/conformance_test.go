@@ -105,4 +105,30 @@ func TestConformance(t *testing.T) {
 	}
 	r.sum.Seconds = time.Since(start).Seconds()
 	t.Logf("\n%s", r.sum.Table())
+	if p := os.Getenv("NFGATE_CONFORMANCE_REPORT"); p != "" {
+		if err := os.WriteFile(p, []byte(r.sum.Table()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	// Known causes (issue 11's items, recorded findings) are pending on
+	// their fixes; anything else is a new disagreement and fails.
+	for _, d := range r.sum.Disagreements {
+		if !d.Consequence && !pendingCause(d.Cause) {
+			t.Errorf("new disagreement with Felix: %s", d)
+		}
+	}
+	for _, c := range r.sum.ConfigRejected {
+		if !pendingCause(c.Cause) {
+			t.Errorf("new configuration disagreement with Felix: %s: %s", c.Case, c.Msg)
+		}
+	}
+	if r.sum.Probes > 0 && len(r.sum.Harness) > 0 {
+		n := 0
+		for _, v := range r.sum.Harness {
+			n += v
+		}
+		if n*10 > r.sum.Probes {
+			t.Errorf("%d of %d probes could not be compared (harness); see the table", n, r.sum.Probes)
+		}
+	}
 }

@@ -115,6 +115,17 @@ func (e *explainer) walk(p *Probe, path Path) (Verdicts, []string, map[string]De
 	return fillStages(path, stages), why, dec
 }
 
+// explainProbe walks a probe the way the runner does: on its route, or,
+// when explain's own untracked stage accepted it (NOTRACK: no DNAT), on
+// the route without DNAT.
+func (e *explainer) explainProbe(p *Probe) (Verdicts, []string) {
+	v, why, _ := e.walk(p, p.Path())
+	if (v["untracked-in"] == vAccept || v["untracked-out"] == vAccept) && p.pathNoNAT() != p.Path() {
+		v, why, _ = e.walk(p, p.pathNoNAT())
+	}
+	return v, why
+}
+
 // fillStages turns the stages a walk listed into a verdict for every stage
 // of the probe's path: a stage the walk did not list gets NONE (nfgate
 // does not police it), or "-" after a DROP (not reached).

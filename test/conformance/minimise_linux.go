@@ -30,7 +30,7 @@ func (r *runner) minimise(c *Case, d Disagreement, res *Result, budget int) (*Re
 			return false
 		}
 		// nfgate's answer must stay what it was (cheap, no Felix run).
-		if v, _, _ := ex.walk(&p, res.Path); !sameVerdicts(v, res.Explain) {
+		if v, _, _ := ex.walk(&p, res.ExplainPath); !sameVerdicts(v, res.Explain) {
 			return false
 		}
 		cc := &Case{Name: c.Name + "-min", Seed: c.Seed, Res: *cand, Probes: []*Probe{&p}}

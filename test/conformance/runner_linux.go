@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,25 +225,42 @@ func (r *runner) runCase(c *Case) (*caseOutcome, error) {
 			res.Harness = "probe not traced"
 			continue
 		}
-		path := p.Path()
-		notracked := f.Hooks["raw PREROUTING"] == vAccept && f.CT == "untracked" || f.Hooks["raw OUTPUT"] == vAccept && f.CT == "untracked"
-		if notracked {
-			// An untracked Allow NOTRACKed the probe: no DNAT, so its
-			// route is the one without it (explain is told that route).
-			path = p.pathNoNAT()
+		// Each evaluation takes its own route: an untracked Allow NOTRACKs
+		// the packet, so no DNAT rule sees it and it goes where the
+		// original destination routes.
+		kpath := func(o *Observed) Path {
+			if o.CT == "untracked" && (o.Hooks["raw PREROUTING"] == vAccept || o.Hooks["raw OUTPUT"] == vAccept) {
+				return p.pathNoNAT()
+			}
+			return p.Path()
 		}
-		res.Path = path
-		res.Felix, res.Live = kernelStages(path, f), kernelStages(path, l)
-		res.Explain, res.Why, res.Decided = ex.walk(p, path)
+		fpath, lpath := kpath(f), kpath(l)
+		res.Path, res.LivePath = fpath, lpath
+		res.Felix, res.Live = kernelStages(fpath, f), kernelStages(lpath, l)
+		res.Explain, res.Why, res.Decided = ex.walk(p, p.Path())
+		exNoNAT := res.Explain["untracked-in"] == vAccept || res.Explain["untracked-out"] == vAccept
+		if exNoNAT && p.pathNoNAT() != p.Path() {
+			res.Explain, res.Why, res.Decided = ex.walk(p, p.pathNoNAT())
+			res.ExplainPath = p.pathNoNAT()
+		} else {
+			res.ExplainPath = p.Path()
+		}
 		res.FChain, res.LChain, res.CT = f.Chain, l.Chain, f.CT
-		if cmds[i] != nil && !notracked && !sameVerdicts(cmds[i], res.Explain) {
+		if cmds[i] != nil && !exNoNAT && !sameVerdicts(cmds[i], res.Explain) {
 			res.Harness = fmt.Sprintf("nfgate explain command and walk differ: %v vs %v", cmds[i], res.Explain)
 			continue
 		}
-		if m := checkPath(path, f, r.fs.ifName) + checkPath(path, l, r.ns.ifName); m != "" {
+		fm, lm := checkPath(fpath, f, r.fs.ifName), checkPath(lpath, l, r.ns.ifName)
+		if fm != "" {
+			fm = "felix: " + fm
+		}
+		if lm != "" {
+			lm = "live: " + lm
+		}
+		if m := strings.TrimSpace(fm + " " + lm); m != "" {
 			res.Harness = "path model: " + m
 			if os.Getenv("NFGATE_CONFORMANCE_DEBUG") != "" {
-				r.t.Logf("path model: %s: %s", p.Describe(), m)
+				r.t.Logf("path model: %s: %s; felix %v ct %s; live %v ct %s", p.Describe(), m, f.Hooks, f.CT, l.Hooks, l.CT)
 			}
 			continue
 		}
@@ -276,16 +294,8 @@ func resultOf(rs []*Result, p *Probe) *Result {
 	return nil
 }
 
-func sameVerdicts(a, b Verdicts) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
+func sameVerdicts(a, b Verdicts) bool { // same stages, same verdicts
+	return sameStages(a, b)
 }
 
 // record adds a case's outcome to the summary.
@@ -304,8 +314,9 @@ func (r *runner) record(c *Case, o *caseOutcome) {
 		s.ConfigBoth = append(s.ConfigBoth, c.Name+": "+o.Config)
 		return
 	case o.Config != "":
-		s.ConfigRejected = append(s.ConfigRejected, c.Name+": "+o.Config)
-		s.ByCause[configCause(c, o.Config)]++
+		cause := configCause(c, o.Config)
+		s.ConfigRejected = append(s.ConfigRejected, configDiff{c.Name, cause, o.Config})
+		s.ByCause[cause]++
 		return
 	}
 	s.ConfigAgree++
