@@ -28,7 +28,7 @@ var causeTexts = map[string]string{
 	causeItem3:            "issue 11 item 3: a GlobalNetworkPolicy with namespaceSelector/serviceAccountSelector selects host endpoints in Calico",
 	causeItem4:            "issue 11 item 4: a rule namespaceSelector selects host endpoints and network sets in Calico",
 	causeItem9:            "issue 11 item 9: DNAT'd local output is NONE in Calico (mangle POSTROUTING returns); explain says ACCEPT",
-	causeMangleAcceptMark: "new: Felix's mangle PREROUTING ACCEPTs a packet an untracked Allow accepted (accept-mark rule before the pre-DNAT dispatch); nfgate gives NONE there",
+	causeMangleAcceptMark: "new: Felix's mangle PREROUTING ACCEPTs every packet an untracked Allow accepted (accept-mark rule before the pre-DNAT dispatch); explain omits the stage (NONE), the live nfgate ACCEPTs only on interfaces with pre-DNAT policy (NONE elsewhere)",
 	causeDNATForeignSrc:   "new: the live nfgate leaves DNAT'd locally originated packets with a non-local source address unpoliced (mangle POSTROUTING returns on ! --src-type LOCAL); Felix polices them",
 	causeUnclassified:     "unclassified: no known cause",
 }
@@ -172,8 +172,8 @@ func policyKind(p *GNP) string {
 func classifyCause(c *Case, d *Disagreement, r *Result) {
 	causes := map[string]bool{}
 	path := r.Path
-	if d.Stage == "preDNAT" && d.Felix == vAccept && d.Explain == vNone && d.Live == vNone && r.Felix["untracked-in"] == vAccept &&
-		r.Explain["untracked-in"] == vAccept && r.Live["untracked-in"] == vAccept {
+	if d.Stage == "preDNAT" && d.Felix == vAccept && d.Explain == vNone && (d.Live == vNone || d.Live == vAccept) &&
+		r.Felix["untracked-in"] == vAccept && r.Explain["untracked-in"] == vAccept && r.Live["untracked-in"] == vAccept {
 		d.Cause = causeMangleAcceptMark
 		return
 	}

@@ -118,12 +118,24 @@ func (e *explainer) walk(p *Probe, path Path) (Verdicts, []string, map[string]De
 // explainProbe walks a probe the way the runner does: on its route, or,
 // when explain's own untracked stage accepted it (NOTRACK: no DNAT), on
 // the route without DNAT.
-func (e *explainer) explainProbe(p *Probe) (Verdicts, []string) {
-	v, why, _ := e.walk(p, p.Path())
-	if (v["untracked-in"] == vAccept || v["untracked-out"] == vAccept) && p.pathNoNAT() != p.Path() {
-		v, why, _ = e.walk(p, p.pathNoNAT())
+func (e *explainer) explainProbe(p *Probe) (Verdicts, []string, map[string]Decided, Path) {
+	v, why, dec := e.walk(p, p.Path())
+	if notracked(dec) && p.pathNoNAT() != p.Path() {
+		v, why, dec = e.walk(p, p.pathNoNAT())
+		return v, why, dec, p.pathNoNAT()
 	}
-	return v, why
+	return v, why, dec, p.Path()
+}
+
+// notracked reports whether explain's untracked stage NOTRACKed the
+// packet: an Allow rule did (a failsafe ACCEPT in raw leaves it tracked).
+func notracked(dec map[string]Decided) bool {
+	for _, k := range []string{"untracked-in", "untracked-out"} {
+		if d, ok := dec[k]; ok && d.Verdict == vAccept && d.Reason != "failsafe" {
+			return true
+		}
+	}
+	return false
 }
 
 // fillStages turns the stages a walk listed into a verdict for every stage

@@ -155,7 +155,7 @@ func (r *Regression) check(dir string) (Verdicts, []string, bool, error) {
 	if refused != "" {
 		return Verdicts{"config": "refused: " + firstLine(refused)}, nil, false, nil
 	}
-	v, why := ex.explainProbe(p)
+	v, why, _, _ := ex.explainProbe(p)
 	return v, why, sameStages(v, Verdicts(r.Felix)), nil
 }
 

@@ -199,6 +199,9 @@ func (r *runner) runCase(c *Case) (*caseOutcome, error) {
 			for _, p := range c.Probes {
 				if fo[p.ID] == nil || lo[p.ID] == nil {
 					missing++
+					if os.Getenv("NFGATE_CONFORMANCE_DEBUG") != "" {
+						r.t.Logf("untraced (felix %v, live %v): %s", fo[p.ID] != nil, lo[p.ID] != nil, p.Describe())
+					}
 				}
 			}
 		}
@@ -237,14 +240,8 @@ func (r *runner) runCase(c *Case) (*caseOutcome, error) {
 		fpath, lpath := kpath(f), kpath(l)
 		res.Path, res.LivePath = fpath, lpath
 		res.Felix, res.Live = kernelStages(fpath, f), kernelStages(lpath, l)
-		res.Explain, res.Why, res.Decided = ex.walk(p, p.Path())
-		exNoNAT := res.Explain["untracked-in"] == vAccept || res.Explain["untracked-out"] == vAccept
-		if exNoNAT && p.pathNoNAT() != p.Path() {
-			res.Explain, res.Why, res.Decided = ex.walk(p, p.pathNoNAT())
-			res.ExplainPath = p.pathNoNAT()
-		} else {
-			res.ExplainPath = p.Path()
-		}
+		res.Explain, res.Why, res.Decided, res.ExplainPath = ex.explainProbe(p)
+		exNoNAT := res.ExplainPath != p.Path()
 		res.FChain, res.LChain, res.CT = f.Chain, l.Chain, f.CT
 		if cmds[i] != nil && !exNoNAT && !sameVerdicts(cmds[i], res.Explain) {
 			res.Harness = fmt.Sprintf("nfgate explain command and walk differ: %v vs %v", cmds[i], res.Explain)
