@@ -21,7 +21,7 @@ func TestConformance(t *testing.T) {
 		t.Skip("conformance: not in -short mode")
 	}
 	kit := needs(t)
-	seeds, budget := 24, 4*time.Minute
+	seeds, budget := sampleSeeds, 4*time.Minute
 	if s := os.Getenv("NFGATE_CONFORMANCE_SEEDS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {

@@ -7,7 +7,7 @@ import (
 )
 
 // maxProbes bounds a case's probes (they are sampled down to it).
-const maxProbes = 110
+const maxProbes = 130
 
 func (g *gen) genProbes() {
 	gov := g.governing()

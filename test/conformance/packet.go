@@ -185,16 +185,16 @@ func fold(s uint32) uint16 {
 // magic where the transport header shows it).
 func probeOf(network, transport []byte) (uint16, uint8, bool) {
 	var id uint16
-	var proto uint8
+	var proto, icmp uint8
 	switch {
 	case len(network) >= 20 && network[0]>>4 == 4:
-		id, proto = binary.BigEndian.Uint16(network[4:]), network[9]
+		id, proto, icmp = binary.BigEndian.Uint16(network[4:]), network[9], protoICMP
 	case len(network) >= 40 && network[0]>>4 == 6:
 		fl := binary.BigEndian.Uint32(network[0:]) & 0xfffff
 		if fl > 0xffff {
 			return 0, 0, false
 		}
-		id, proto = uint16(fl), network[6]
+		id, proto, icmp = uint16(fl), network[6], protoICMPv6
 	default:
 		return 0, 0, false
 	}
@@ -202,7 +202,7 @@ func probeOf(network, transport []byte) (uint16, uint8, bool) {
 	switch proto {
 	case protoTCP:
 		magicAt = 4
-	case protoUDP, protoUDPLite, protoICMP, protoICMPv6:
+	case protoUDP, protoUDPLite, icmp:
 		magicAt = 8
 	case protoSCTP:
 		magicAt = 16
