@@ -150,9 +150,9 @@ func stageKinds(stage string) []string {
 	case "preDNAT":
 		return []string{kPreDNAT}
 	case "forward":
-		return []string{kForward, kNormal}
+		return []string{kForward} // applyOnForward policies
 	}
-	return []string{kNormal}
+	return []string{kNormal, kForward} // normal policies, with or without applyOnForward
 }
 
 func policyKind(p *GNP) string {

@@ -100,7 +100,6 @@ type Disagreement struct {
 	Explain string
 	Live    string
 	Cause   string
-	Detail  string
 	// Consequence: an earlier stage of the same probe already differs.
 	Consequence bool
 }

@@ -82,6 +82,22 @@ func TestConformance(t *testing.T) {
 			t.Logf("%s", c.Res.YAML())
 		}
 		// Minimise the first disagreement of each kind (cause and verdicts).
+		if o.Config != "" && !o.Refused && !o.NoReference {
+			cause := configCause(c, o.Config)
+			if key := "config|" + cause; !shrunk[key] && len(shrunk) < shrinks {
+				shrunk[key] = true
+				if reg, err := r.minimiseConfig(c, cause, 40); err != nil {
+					t.Logf("minimise %s: %v", c.Name, err)
+				} else {
+					t.Logf("minimised %s (%s): %s\n%s", c.Name, cause, reg.Origin, reg.Resources)
+					if save != "" {
+						if err := reg.write(filepath.Join(save, fmt.Sprintf("%s-%s.toml", slug(cause), c.Name))); err != nil {
+							t.Errorf("%v", err)
+						}
+					}
+				}
+			}
+		}
 		for _, d := range o.Disagreements {
 			key := d.Cause + "|" + d.Stage + "|" + d.Felix + d.Explain + d.Live
 			if d.Consequence || shrunk[key] || len(shrunk) >= shrinks {

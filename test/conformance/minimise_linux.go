@@ -89,3 +89,49 @@ func slug(s string) string {
 	}
 	return s
 }
+
+// minimiseConfig shrinks a configuration one side refuses while the
+// refusal keeps its cause, and returns it as a regression case.
+func (r *runner) minimiseConfig(c *Case, cause string, budget int) (*Regression, error) {
+	n := 0
+	var lastMsg string
+	fails := func(cand *Resources) bool {
+		n++
+		dir := filepath.Join(r.dir, fmt.Sprintf("shrinkc-%d", n))
+		os.MkdirAll(dir, 0o755)
+		defer os.RemoveAll(dir)
+		cc := &Case{Name: c.Name + "-min", Seed: c.Seed, Res: *cand}
+		o, err := r.runCase(cc)
+		if err != nil {
+			r.t.Logf("minimise %s: %v", c.Name, err)
+			return false
+		}
+		if o.Config != "" && !o.Refused && configCause(cc, o.Config) == cause {
+			lastMsg = o.Config
+			return true
+		}
+		return false
+	}
+	small, steps, tries := shrink(&c.Res, fails, budget)
+	if lastMsg == "" {
+		return nil, fmt.Errorf("%s: the refusal did not reproduce", c.Name)
+	}
+	yaml := marshalDocs(small.docs(false))
+	if small.Felix != nil {
+		yaml = marshalDocs(small.docs(true))
+	}
+	felix, live := "loaded", "refused"
+	if strings.HasPrefix(lastMsg, "calicoctl refused") {
+		felix, live = "refused", "loaded"
+	}
+	reg := &Regression{
+		Description: firstLine(lastMsg),
+		Cause:       cause + ": " + causeText(cause),
+		Origin:      fmt.Sprintf("%s, minimised in %d Felix runs (%d steps)", c.Name, tries, len(steps)),
+		Resources:   string(yaml),
+		Felix:       map[string]string{"config": felix},
+		Live:        map[string]string{"config": live},
+	}
+	reg.Pending, reg.LivePending = reg.Cause, reg.Cause
+	return reg, nil
+}

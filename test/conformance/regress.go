@@ -15,15 +15,17 @@ import (
 // per stage. TestRegressions checks nfgate's explain path against the
 // recorded verdicts without Felix.
 type Regression struct {
-	Description string            `toml:"description"`
-	Cause       string            `toml:"cause"`
-	Pending     string            `toml:"pending"`     // set while explain still disagrees: the fix it waits for
-	LivePending string            `toml:"livePending"` // set while the live daemon still disagrees
-	Origin      string            `toml:"origin"`      // how it was found
-	Resources   string            `toml:"resources"`
-	Probe       RegressionProbe   `toml:"probe"`
-	Felix       map[string]string `toml:"felix"` // stage -> ACCEPT / DROP / NONE / "-" (not reached)
-	Live        map[string]string `toml:"live"`  // the live nfgate when it was recorded (information only)
+	Description string          `toml:"description"`
+	Cause       string          `toml:"cause"`
+	Pending     string          `toml:"pending"`     // set while explain still disagrees: the fix it waits for
+	LivePending string          `toml:"livePending"` // set while the live daemon still disagrees
+	Origin      string          `toml:"origin"`      // how it was found
+	Resources   string          `toml:"resources"`
+	Probe       RegressionProbe `toml:"probe"`
+	// Felix: stage -> ACCEPT / DROP / NONE / "-" (not reached); or, for a
+	// configuration one side refuses, config -> "loaded" / "refused".
+	Felix map[string]string `toml:"felix"`
+	Live  map[string]string `toml:"live"` // the live nfgate when it was recorded (information only)
 }
 
 // RegressionProbe is the packet and the way it takes.
@@ -85,6 +87,9 @@ func readRegression(file string) (*Regression, error) {
 	if r.Resources == "" || len(r.Felix) == 0 {
 		return nil, fmt.Errorf("%s: resources and felix verdicts are required", file)
 	}
+	if _, ok := r.Felix["config"]; !ok && r.Probe.From == "" {
+		return nil, fmt.Errorf("%s: [probe] is required (or felix.config for a configuration case)", file)
+	}
 	return &r, nil
 }
 
@@ -100,7 +105,7 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 func verdictTable(name string, v map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[%s]\n", name)
-	for _, k := range stageKeys {
+	for _, k := range append([]string{"config"}, stageKeys...) {
 		if x, ok := v[k]; ok {
 			fmt.Fprintf(&b, "%s = %s\n", quote(k), quote(x))
 		}
@@ -123,6 +128,11 @@ func (r *Regression) write(file string) error {
 	fmt.Fprintf(&b, "origin = %s\n", quote(r.Origin))
 	fmt.Fprintf(&b, "resources = %s\n\n", tomlString(r.Resources))
 	p := r.Probe
+	if p.From == "" {
+		fmt.Fprintf(&b, "# Whether Felix v3.32.1 (calicoctl) loads the configuration.\n%s", verdictTable("felix", r.Felix))
+		fmt.Fprintf(&b, "\n# The live nfgate daemon when this was recorded (information only).\n%s", verdictTable("live", r.Live))
+		return os.WriteFile(file, []byte(b.String()), 0o644)
+	}
 	fmt.Fprintf(&b, "[probe]\nfrom = %s\nproto = %d\nsrc = %s\ndst = %s\n", quote(p.From), p.Proto, quote(p.Src), quote(p.Dst))
 	if p.SPort != 0 || p.DPort != 0 {
 		fmt.Fprintf(&b, "sport = %d\ndport = %d\n", p.SPort, p.DPort)
@@ -144,16 +154,24 @@ func (r *Regression) write(file string) error {
 // check evaluates the regression with nfgate's explain path; it returns
 // explain's verdicts and whether they equal Felix's.
 func (r *Regression) check(dir string) (Verdicts, []string, bool, error) {
-	p, err := r.Probe.probe()
-	if err != nil {
-		return nil, nil, false, err
-	}
 	ex, refused, err := newExplainer(dir, []byte(r.Resources), "")
 	if err != nil {
 		return nil, nil, false, err
 	}
+	if want, ok := r.Felix["config"]; ok {
+		got := Verdicts{"config": "loaded"}
+		if refused != "" {
+			got["config"] = "refused"
+			return got, []string{firstLine(refused)}, want == "refused", nil
+		}
+		return got, nil, want == "loaded", nil
+	}
 	if refused != "" {
-		return Verdicts{"config": "refused: " + firstLine(refused)}, nil, false, nil
+		return Verdicts{"config": "refused"}, []string{firstLine(refused)}, false, nil
+	}
+	p, err := r.Probe.probe()
+	if err != nil {
+		return nil, nil, false, err
 	}
 	v, why, _, _ := ex.explainProbe(p)
 	return v, why, sameStages(v, Verdicts(r.Felix)), nil
@@ -164,7 +182,9 @@ func sortedVerdicts(v map[string]string) string {
 	for k := range v {
 		ks = append(ks, k)
 	}
-	sort.Slice(ks, func(i, j int) bool { return stageIndex(ks[i]) < stageIndex(ks[j]) })
+	sort.Slice(ks, func(i, j int) bool {
+		return stageIndex(ks[i]) < stageIndex(ks[j]) || ks[i] < ks[j] && stageIndex(ks[i]) == stageIndex(ks[j])
+	})
 	var b strings.Builder
 	for _, k := range ks {
 		fmt.Fprintf(&b, "%s=%s ", k, v[k])
@@ -184,7 +204,7 @@ func stageIndex(k string) int {
 // sameStages compares two evaluations stage by stage, a stage one of them
 // did not pass counting as not reached.
 func sameStages(a, b Verdicts) bool {
-	for _, k := range stageKeys {
+	for _, k := range append([]string{"config"}, stageKeys...) {
 		if orUnreached(a[k]) != orUnreached(b[k]) {
 			return false
 		}
