@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,4 +143,31 @@ func (g *liveGate) tail() string {
 
 func (g *liveGate) stop() {
 	netlab.Stop(g.cmd, unix.SIGTERM, 10*time.Second)
+}
+
+func (g *liveGate) traceFile() string { return filepath.Join(g.dir, "trace.jsonl") }
+
+// traceSize is the current length of the daemon's verdict trace.
+func (g *liveGate) traceSize() int64 {
+	fi, err := os.Stat(g.traceFile())
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// deadlines counts the verdicts the daemon's watchdog gave since offset
+// off (a decision slower than engine.deadline: the machine was too busy,
+// the verdict is the failure mode's, not the policy's).
+func (g *liveGate) deadlines(off int64) int {
+	f, err := os.Open(g.traceFile())
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, 0); err != nil {
+		return 0
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<20))
+	return bytes.Count(b, []byte(`"note":"deadline"`))
 }
