@@ -89,6 +89,9 @@ type Result struct {
 	LChain      map[string]string
 	CT          string
 	Harness     string // non-empty: the probe could not be compared (why)
+	// CmdChecked: `nfgate explain --json` ran for the probe and agreed
+	// with the walk.
+	CmdChecked bool
 }
 
 // Disagreement is one stage where the three differ.
@@ -131,6 +134,7 @@ func (r *Result) disagreements(caseName string) []Disagreement {
 // Summary accumulates a run's numbers.
 type Summary struct {
 	Cases, CasesCompared, Probes, Compared int
+	CmdChecked                             int // probes `nfgate explain` itself evaluated
 	ConfigAgree                            int // both refused, or both accepted
 	ConfigRejected                         []configDiff
 	ConfigBoth                             []string
@@ -160,6 +164,9 @@ func (s *Summary) add(r *Result) {
 		return
 	}
 	s.Compared++
+	if r.CmdChecked {
+		s.CmdChecked++
+	}
 	for _, k := range r.stages() {
 		f := orUnreached(r.Felix[k])
 		m := s.Stage[k]
@@ -192,7 +199,8 @@ func (s *Summary) Table() string {
 	fmt.Fprintf(&b, "conformance: %d cases (%d compared probe by probe), %d probes (%d compared), %.0f s, %.1f cases/min\n",
 		s.Cases, s.CasesCompared, s.Probes, s.Compared, s.Seconds, float64(s.Cases)/(s.Seconds/60))
 	fmt.Fprintf(&b, "configurations: %d accepted or refused alike; %d refused by one side only\n", s.ConfigAgree, len(s.ConfigRejected))
-	fmt.Fprintf(&b, "rule field pairs covered: %d\n", len(s.PairsCovered))
+	fmt.Fprintf(&b, "the nfgate explain command ran for %d compared probes (the others: routes its flags cannot express) and agreed with the walk\n", s.CmdChecked)
+	fmt.Fprintf(&b, "rule field pairs covered: %d of %d\n", len(s.PairsCovered), len(atomPairs(false)))
 	fmt.Fprintf(&b, "\n%-14s %-8s %7s %15s %15s %15s\n", "stage", "Felix", "probes", "explain agrees", "live agrees", "all agree")
 	for _, k := range stageKeys {
 		m := s.Stage[k]

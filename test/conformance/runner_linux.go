@@ -257,9 +257,12 @@ func (r *runner) runCase(c *Case) (*caseOutcome, error) {
 		res.Explain, res.Why, res.Decided, res.ExplainPath = ex.explainProbe(p)
 		exNoNAT := res.ExplainPath != p.Path()
 		res.FChain, res.LChain, res.CT = f.Chain, l.Chain, f.CT
-		if cmds[i] != nil && !exNoNAT && !sameVerdicts(cmds[i], res.Explain) {
-			res.Harness = fmt.Sprintf("nfgate explain command and walk differ: %v vs %v", cmds[i], res.Explain)
-			continue
+		if cmds[i] != nil && !exNoNAT {
+			res.CmdChecked = true
+			if !sameVerdicts(cmds[i], res.Explain) {
+				res.Harness = fmt.Sprintf("nfgate explain command and walk differ: %v vs %v", cmds[i], res.Explain)
+				continue
+			}
 		}
 		fm, lm := checkPath(fpath, f, r.fs.ifName), checkPath(lpath, l, r.ns.ifName)
 		if fm != "" {
