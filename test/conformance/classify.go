@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -19,6 +20,8 @@ const (
 	causeItem9            = "item9"
 	causeMangleAcceptMark = "new-mangle-accept-mark"
 	causeDNATForeignSrc   = "new-dnat-output-foreign-source"
+	causeTierNilOrder     = "new-tier-nil-order"
+	causeDenyCache        = "item9-deny-cache"
 	causeUnclassified     = "unclassified"
 )
 
@@ -30,6 +33,8 @@ var causeTexts = map[string]string{
 	causeItem9:            "issue 11 item 9: DNAT'd local output is NONE in Calico (mangle POSTROUTING returns); explain says ACCEPT",
 	causeMangleAcceptMark: "new: Felix's mangle PREROUTING ACCEPTs every packet an untracked Allow accepted (accept-mark rule before the pre-DNAT dispatch); explain omits the stage (NONE), the live nfgate ACCEPTs only on interfaces with pre-DNAT policy (NONE elsewhere)",
 	causeDNATForeignSrc:   "new: the live nfgate leaves DNAT'd locally originated packets with a non-local source address unpoliced (mangle POSTROUTING returns on ! --src-type LOCAL); Felix polices them",
+	causeTierNilOrder:     "new: a Tier without order is ordered as 1,000,000 in Calico (the client defaults it like the default tier's), nfgate orders it last",
+	causeDenyCache:        "issue 11 item 9: the live deny cache keys a flow without its interface (ICMP by type and code): a packet allowed on one interface is dropped after a denied one with the same key on another",
 	causeUnclassified:     "unclassified: no known cause",
 }
 
@@ -236,6 +241,15 @@ func classifyCause(c *Case, d *Disagreement, r *Result) {
 		}
 	}
 	if len(causes) == 0 {
+		// A rule nfgate reads differently in a policy that applies to the
+		// stage's endpoint, before or after the deciding one: whether it
+		// matches changes which rule decides, or whether a tier passes or
+		// ends in a drop.
+		for _, f := range endpointRuleFeatures(c, d.Stage, r) {
+			causes[f] = true
+		}
+	}
+	if len(causes) == 0 {
 		// A rule nfgate reads differently (a namespace selector) in a
 		// policy of a kind that acts at this stage: its match (or not)
 		// changes which rule decides, or whether the tier ends in a drop.
@@ -254,6 +268,9 @@ func classifyCause(c *Case, d *Disagreement, r *Result) {
 				}
 			}
 		}
+	}
+	if len(causes) == 0 && tierOrderMatters(c) {
+		causes[causeTierNilOrder] = true
 	}
 	if len(causes) == 0 {
 		// A policy nfgate ignores and Felix applies, of a kind that acts
@@ -321,4 +338,143 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// endpointRuleFeatures lists the known-deviation constructs of the rules
+// that run at a stage for the endpoints governing the packet's
+// interfaces: rules of policies of the stage's kind selecting such an
+// endpoint, in the stage's direction(s).
+func endpointRuleFeatures(c *Case, stage string, r *Result) []string {
+	path := r.Path
+	var ifcs []string
+	var dirs []string
+	switch stage {
+	case "untracked-in", "preDNAT", "input":
+		ifcs, dirs = []string{path.In}, []string{"Ingress"}
+	case "untracked-out":
+		b0 := path.OutBeforeDNAT
+		if b0 == "" {
+			b0 = path.Out
+		}
+		ifcs, dirs = []string{b0}, []string{"Egress"}
+	case "output":
+		ifcs, dirs = []string{path.Out}, []string{"Egress"}
+	case "forward":
+		ifcs, dirs = []string{path.In, path.Out}, []string{"Ingress", "Egress"}
+	}
+	views := governingViews(&c.Res)
+	var out []string
+	for _, v := range views {
+		hit := false
+		for _, i := range ifcs {
+			if v.ifc == i {
+				hit = true
+			}
+		}
+		if !hit {
+			continue
+		}
+		for i := range c.Res.Policies {
+			p := &c.Res.Policies[i]
+			kindOK := false
+			for _, k := range stageKinds(stage) {
+				if policyKind(p) == k {
+					kindOK = true
+				}
+			}
+			if !kindOK || !selects(p.Spec.Selector, v.labels) {
+				continue
+			}
+			for _, dir := range dirs {
+				rules := p.Spec.Ingress
+				if dir == "Egress" {
+					rules = p.Spec.Egress
+				}
+				for j := range rules {
+					out = append(out, ruleFeatures(&rules[j])...)
+				}
+			}
+		}
+		for _, pn := range v.hep.Spec.Profiles {
+			if pr := findProfile(c, pn); pr != nil && (stage == "input" || stage == "output") {
+				for j := range pr.Spec.Ingress {
+					out = append(out, ruleFeatures(&pr.Spec.Ingress[j])...)
+				}
+				for j := range pr.Spec.Egress {
+					out = append(out, ruleFeatures(&pr.Spec.Egress[j])...)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// tierOrderMatters: a tier without order (1,000,000 in Calico, last in
+// nfgate) has policies, and another tier with policies sorts between the
+// two positions (order above 1,000,000, or the same order with a name
+// after it, like "default" after a tier "a").
+func tierOrderMatters(c *Case) bool {
+	used := map[string]bool{}
+	for _, p := range c.Res.Policies {
+		t := p.Spec.Tier
+		if t == "" {
+			t = "default"
+		}
+		used[t] = true
+	}
+	orders := map[string]*float64{}
+	for _, t := range c.Res.Tiers {
+		orders[t.Name] = t.Spec.Order
+	}
+	for _, b := range []struct {
+		n string
+		o float64
+	}{{"default", 1e6}, {"kube-admin", 1e3}, {"kube-baseline", 1e7}} {
+		o := b.o
+		orders[b.n] = &o
+	}
+	for n, o := range orders {
+		if o != nil || !used[n] {
+			continue
+		}
+		for m, p := range orders {
+			if m == n || !used[m] {
+				continue
+			}
+			if p == nil || *p > 1e6 || (*p == 1e6 && m > n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// denyCacheKey is what the live daemon's deny cache remembers a denied
+// flow by: addresses, protocol and ports, or ICMP type and code.
+func denyCacheKey(p *Probe) string {
+	if p.isICMP() {
+		return fmt.Sprintf("%s>%s/%d/%d.%d", p.Src, p.Dst, p.Proto, p.ICMPType, p.ICMPCode)
+	}
+	return fmt.Sprintf("%s:%d>%s:%d/%d", p.Src, p.SPort, p.Dst, p.DPort, p.Proto)
+}
+
+// classifyDenyCache names the live daemon's deny cache as the cause of a
+// live-only DROP when an earlier probe of the case with the same deny
+// cache key was dropped by the live daemon at the same stage.
+func classifyDenyCache(results []*Result, ds []Disagreement) {
+	for i := range ds {
+		d := &ds[i]
+		if d.Live != vDrop || d.Explain != d.Felix || d.Felix == vDrop || (d.Cause != causeUnclassified && !d.Consequence) {
+			continue
+		}
+		for _, r := range results {
+			if r.Probe.ID >= d.Probe.ID || r.Harness != "" || denyCacheKey(r.Probe) != denyCacheKey(d.Probe) {
+				continue
+			}
+			if r.Live[d.Stage] == vDrop {
+				d.Cause, d.Consequence = causeDenyCache, false
+				break
+			}
+		}
+	}
 }

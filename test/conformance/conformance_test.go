@@ -38,7 +38,7 @@ func TestConformance(t *testing.T) {
 		cases = append(cases, Generate(uint64(s), GenOptions{}))
 	}
 	if only := os.Getenv("NFGATE_CONFORMANCE_ONLY"); only != "" {
-		cases = nil
+		cases, budget = nil, 24*time.Hour
 		for _, f := range strings.Split(only, ",") {
 			n, _ := strconv.Atoi(f)
 			cases = append(cases, Generate(uint64(n), GenOptions{}))
@@ -112,7 +112,8 @@ func TestConformance(t *testing.T) {
 			}
 			t.Logf("minimised %s in %v: %s\n%s", d, time.Since(ms).Round(time.Second), reg.Origin, reg.Resources)
 			if save != "" {
-				name := filepath.Join(save, fmt.Sprintf("%s-%s-p%d.toml", slug(d.Cause), c.Name, d.Probe.ID))
+				id, _, _ := strings.Cut(reg.Cause, ":") // the cause on the minimised case
+				name := filepath.Join(save, fmt.Sprintf("%s-%s-p%d.toml", slug(id), c.Name, d.Probe.ID))
 				if err := reg.write(name); err != nil {
 					t.Errorf("%v", err)
 				}

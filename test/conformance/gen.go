@@ -43,6 +43,8 @@ var knownAtoms = []string{"src.namespaceSelector", "dst.namespaceSelector"}
 
 func isPortAtom(a string) bool { return strings.Contains(a, "orts") }
 
+func numericPortAtom(a string) bool { return isPortAtom(a) && !strings.Contains(a, "amed") }
+
 // atomPairs lists every valid pair of rule fields, in a fixed order.
 func atomPairs(clean bool) [][2]string {
 	atoms := append([]string{}, ruleAtoms...)
@@ -60,10 +62,13 @@ func atomPairs(clean bool) [][2]string {
 			if (a == "http" && (icmpB)) || (b == "http" && icmpA) {
 				continue // http needs TCP
 			}
-			if a == "protocol" && b == "notProtocol" || a == "notProtocol" && b == "protocol" {
+			if a == "protocol" && b == "notProtocol" || a == "notProtocol" && b == "protocol" ||
+				a == "notProtocol" && numericPortAtom(b) || b == "notProtocol" && numericPortAtom(a) {
 				// Felix's iptables renderer writes "-p X ! -p Y", which
 				// iptables-restore refuses: the whole table update fails
-				// and Felix retries forever (no reference verdict).
+				// and Felix retries forever (no reference verdict). A
+				// numeric port needs a protocol, so it cannot go with
+				// notProtocol either.
 				continue
 			}
 			if clean && strings.HasPrefix(a, "src.") && strings.HasPrefix(b, "src.") && isPortAtom(a) && isPortAtom(b) &&
@@ -428,7 +433,8 @@ func (g *gen) randomAtoms() []string {
 func addAtom(atoms []string, a string) []string {
 	icmp := func(x string) bool { return x == "icmp" || x == "notICMP" }
 	for _, b := range atoms {
-		if (icmp(a) && (isPortAtom(b) || b == "http")) || (icmp(b) && isPortAtom(a)) {
+		if (icmp(a) && (isPortAtom(b) || b == "http")) || (icmp(b) && isPortAtom(a)) ||
+			(a == "notProtocol" && (b == "protocol" || numericPortAtom(b))) || (b == "notProtocol" && (a == "protocol" || numericPortAtom(a))) {
 			return atoms
 		}
 	}
@@ -674,7 +680,7 @@ func (g *gen) rule(ctx *ruleCtx, atoms []string) Rule {
 	if has["http"] && anyPorts {
 		r.Protocol = &Proto{Name: "TCP"}
 	}
-	if has["notProtocol"] && r.Protocol == nil {
+	if has["notProtocol"] && r.Protocol == nil && !anyNumeric(atoms) {
 		p := pick(g, protoPool)
 		if r.Protocol != nil && g.chance(0.8) {
 			for p.Number() == r.Protocol.Number() {
@@ -766,6 +772,7 @@ func (g *gen) rule(ctx *ruleCtx, atoms []string) Rule {
 	if r.Protocol == nil && (hasNumeric(r.Source) || hasNumeric(r.Destination)) && !g.chance(0.03) {
 		p := pick(g, portProtos)
 		r.Protocol = &p
+		r.NotProtocol = nil // Felix cannot render protocol with notProtocol (see atomPairs)
 	}
 	if r.IPVersion == nil && fam != 0 && g.chance(0.3) {
 		r.IPVersion = intp(fam)
@@ -798,13 +805,17 @@ type gwView struct {
 	labels map[string]string // with profile labels inherited
 }
 
-func (g *gen) governing() []gwView {
+func (g *gen) governing() []gwView { return governingViews(&g.c.Res) }
+
+// governingViews lists, for the gateway's interfaces, the endpoint that
+// governs each (named endpoint, alphabetically first; else the "*" one).
+func governingViews(r *Resources) []gwView {
 	var out []gwView
 	for _, ifc := range []string{"eth0", "eth1", "lo"} {
 		var cands []*HEP
 		var star *HEP
-		for i := range g.c.Res.HEPs {
-			h := &g.c.Res.HEPs[i]
+		for i := range r.HEPs {
+			h := &r.HEPs[i]
 			if h.Spec.Node != "gw" {
 				continue
 			}
@@ -833,15 +844,18 @@ func (g *gen) governing() []gwView {
 		if h == nil {
 			continue
 		}
-		out = append(out, gwView{ifc, h, g.labelsOf(h)})
+		out = append(out, gwView{ifc, h, labelsOfHEP(r, h)})
 	}
 	return out
 }
 
-func (g *gen) labelsOf(h *HEP) map[string]string {
+func (g *gen) labelsOf(h *HEP) map[string]string { return labelsOfHEP(&g.c.Res, h) }
+
+// labelsOfHEP: an endpoint's labels with its profiles' labelsToApply.
+func labelsOfHEP(r *Resources, h *HEP) map[string]string {
 	l := map[string]string{}
 	for _, pn := range h.Spec.Profiles {
-		for _, p := range g.c.Res.Profiles {
+		for _, p := range r.Profiles {
 			if p.Name == pn {
 				for k, v := range p.Spec.LabelsToApply {
 					l[k] = v
@@ -1012,6 +1026,15 @@ func hasNumeric(e *Entity) bool {
 	}
 	for _, p := range append(append([]Port{}, e.Ports...), e.NotPorts...) {
 		if p.Name == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func anyNumeric(atoms []string) bool {
+	for _, a := range atoms {
+		if numericPortAtom(a) {
 			return true
 		}
 	}

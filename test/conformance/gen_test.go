@@ -21,11 +21,27 @@ func TestGenLoads(t *testing.T) {
 				t.Errorf("seed %d: %v\n%s", seed, err, c.Res.YAML())
 			}
 		}
+		for _, p := range c.Res.Policies {
+			for _, r := range append(append([]Rule{}, p.Spec.Ingress...), p.Spec.Egress...) {
+				if r.Protocol != nil && r.NotProtocol != nil {
+					t.Errorf("seed %d: %s has a rule with protocol and notProtocol (Felix cannot program it)", seed, p.Name)
+				}
+			}
+		}
 		if len(c.Probes) < 20 {
 			t.Errorf("seed %d: only %d probes", seed, len(c.Probes))
 		}
 	}
 	t.Logf("%d of 200 rejected", bad)
+	for seed := uint64(1); seed <= 400; seed++ {
+		for _, p := range Generate(seed, GenOptions{}).Res.Policies {
+			for _, r := range append(append([]Rule{}, p.Spec.Ingress...), p.Spec.Egress...) {
+				if r.Protocol != nil && r.NotProtocol != nil {
+					t.Errorf("seed %d: %s has a rule with protocol and notProtocol (Felix cannot program it)", seed, p.Name)
+				}
+			}
+		}
+	}
 }
 
 // The 24 seeds of the sample in `make test` put every valid pair of rule

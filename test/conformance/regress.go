@@ -22,6 +22,9 @@ type Regression struct {
 	Origin      string          `toml:"origin"`      // how it was found
 	Resources   string          `toml:"resources"`
 	Probe       RegressionProbe `toml:"probe"`
+	// Prelude: packets sent (and decided) before the probe, whose own
+	// verdicts are not checked (state the probe meets: the deny cache).
+	Prelude []RegressionProbe `toml:"prelude"`
 	// Felix: stage -> ACCEPT / DROP / NONE / "-" (not reached); or, for a
 	// configuration one side refuses, config -> "loaded" / "refused".
 	Felix map[string]string `toml:"felix"`
@@ -116,7 +119,7 @@ func verdictTable(name string, v map[string]string) string {
 // write saves the regression (hand-formatted: the resources stay readable YAML).
 func (r *Regression) write(file string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# A disagreement with Felix v3.32.1, minimised by `make conformance`.\n")
+	fmt.Fprintf(&b, "# A case compared with Felix v3.32.1 (test/conformance, docs/conformance.md).\n")
 	fmt.Fprintf(&b, "description = %s\n", quote(r.Description))
 	fmt.Fprintf(&b, "cause = %s\n", quote(r.Cause))
 	if r.Pending != "" {
@@ -145,6 +148,15 @@ func (r *Regression) write(file string) error {
 	}
 	if p.NoNAT {
 		fmt.Fprintf(&b, "noNAT = true\n")
+	}
+	for _, q := range r.Prelude {
+		fmt.Fprintf(&b, "\n[[prelude]]\nfrom = %s\nproto = %d\nsrc = %s\ndst = %s\n", quote(q.From), q.Proto, quote(q.Src), quote(q.Dst))
+		if q.SPort != 0 || q.DPort != 0 {
+			fmt.Fprintf(&b, "sport = %d\ndport = %d\n", q.SPort, q.DPort)
+		}
+		if q.Proto == protoICMP || q.Proto == protoICMPv6 {
+			fmt.Fprintf(&b, "icmpType = %d\nicmpCode = %d\n", q.ICMPType, q.ICMPCode)
+		}
 	}
 	fmt.Fprintf(&b, "\n# Felix v3.32.1's verdict per stage (\"-\": not reached).\n%s", verdictTable("felix", r.Felix))
 	fmt.Fprintf(&b, "\n# The live nfgate daemon when this was recorded (information only).\n%s", verdictTable("live", r.Live))

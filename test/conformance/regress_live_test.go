@@ -80,6 +80,21 @@ func TestRegressionsLive(t *testing.T) {
 						t.Fatal(err)
 					}
 					off := g.traceSize()
+					if len(r.Prelude) > 0 {
+						var pre []*Probe
+						for i := range r.Prelude {
+							q, err := r.Prelude[i].probe()
+							if err != nil {
+								t.Fatal(err)
+							}
+							q.ID = uint16(100 + i)
+							pre = append(pre, q)
+						}
+						if _, err := s.probeAll(pre); err != nil {
+							t.Logf("attempt %d: prelude: %v", attempt, err)
+							continue
+						}
+					}
 					obs, err := s.probeAll([]*Probe{p})
 					if err != nil {
 						t.Logf("attempt %d: %v", attempt, err)

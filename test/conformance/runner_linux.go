@@ -27,6 +27,9 @@ type runner struct {
 	dir    string
 	sum    *Summary
 	nCase  int
+	// felixOnly: when nfgate refuses a configuration, still probe Felix
+	// (recording regression cases).
+	felixOnly bool
 }
 
 // requiredTools are the programs the conformance run uses (Debian
@@ -176,6 +179,28 @@ func (r *runner) runCase(c *Case) (*caseOutcome, error) {
 		return out, nil
 	case nfRefused != "":
 		out.Config = "nfgate refused a configuration calicoctl applied: " + firstLines(nfRefused, 3)
+		if r.felixOnly && len(c.Probes) > 0 {
+			// Recording: Felix's verdicts are what the fix must give.
+			if err := r.fs.flushConntrack(); err != nil {
+				return nil, err
+			}
+			fo, err := r.fs.probeAll(c.Probes)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range c.Probes {
+				res := &Result{Probe: p, Path: p.Path()}
+				if f := fo[p.ID]; f != nil {
+					if f.CT == "untracked" && (f.Hooks["raw PREROUTING"] == vAccept || f.Hooks["raw OUTPUT"] == vAccept) {
+						res.Path = p.pathNoNAT()
+					}
+					res.Felix = kernelStages(res.Path, f)
+				} else {
+					res.Harness = "probe not traced"
+				}
+				out.Results = append(out.Results, res)
+			}
+		}
 		return out, nil
 	case felixRefused != "":
 		out.Config = "calicoctl refused a configuration nfgate loads: " + firstLines(felixRefused, 3)
@@ -296,6 +321,7 @@ func (r *runner) runCase(c *Case) (*caseOutcome, error) {
 		classifyProbe(c, ds, res)
 		out.Disagreements = append(out.Disagreements, ds...)
 	}
+	classifyDenyCache(out.Results, out.Disagreements)
 	return out, nil
 }
 
