@@ -96,15 +96,14 @@ const sampleSeeds = 24
 const rulesPerCase = 11
 
 type gen struct {
-	r       *rand.Rand
-	o       GenOptions
-	c       *Case
-	pairs   [][2]string
-	next    int // next focus pair index
-	portDef []EndpointPort
-	probes  []*Probe
-	seen    map[tuple]bool
-	sport   uint16
+	r      *rand.Rand
+	o      GenOptions
+	c      *Case
+	pairs  [][2]string
+	next   int // next focus pair index
+	probes []*Probe
+	seen   map[tuple]bool
+	sport  uint16
 }
 
 func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
@@ -142,8 +141,7 @@ func (g *gen) felix() {
 	if !g.chance(0.25) {
 		return
 	}
-	t, f := true, false
-	_ = f
+	t := true
 	switch g.intn(4) {
 	case 0:
 		in := []ProtoPort{{"TCP", 22, ""}, {"UDP", 68, ""}, {"TCP", 7000, "198.18.1.0/24"}}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -252,5 +251,3 @@ func (s *side) flushConntrack() error {
 	}
 	return nil
 }
-
-var _ = exec.Command

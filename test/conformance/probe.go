@@ -90,10 +90,10 @@ func (p *Probe) expectedCT() string {
 
 // tuple is a conntrack-style key of a probe, both directions, after DNAT.
 type tuple struct {
-	proto          uint8
-	a, b           netip.Addr
-	pa, pb         uint16
-	icmpID, icmpTy uint8
+	proto  uint8
+	a, b   netip.Addr
+	pa, pb uint16
+	icmpTy uint8
 }
 
 // tuples returns the keys a probe's conntrack entry would be found by:

@@ -39,10 +39,9 @@ var (
 
 	// Addresses probes may use: the test ranges, minus the oracle's
 	// management link (198.18.254.0/30) kept well clear of.
-	testV4   = netip.MustParsePrefix("198.18.0.0/15")
-	testV6   = netip.MustParsePrefix("2001:db8::/32")
-	avoidV4  = netip.MustParsePrefix("198.18.254.0/23")
-	otherIfs = []string{"eth0", "eth1"}
+	testV4  = netip.MustParsePrefix("198.18.0.0/15")
+	testV6  = netip.MustParsePrefix("2001:db8::/32")
+	avoidV4 = netip.MustParsePrefix("198.18.254.0/23")
 )
 
 // dnatRule is one of the gateway's DNAT rules.
