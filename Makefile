@@ -70,10 +70,12 @@ FIRST  ?= 1
 SHRINK ?= 8
 conformance: deps build
 	@mkdir -p bin/conformance
-	NFGATE_CONFORMANCE_SEEDS=$(SEEDS) NFGATE_CONFORMANCE_FIRST=$(FIRST) NFGATE_CONFORMANCE_SHRINK=$(SHRINK) \
-	NFGATE_CONFORMANCE_SAVE=$(CURDIR)/bin/conformance NFGATE_CONFORMANCE_REPORT=$(CURDIR)/bin/conformance/summary.txt \
-		$(GO) test -count=1 -v -timeout 48h -run '^TestConformance$$' ./test/conformance | tee bin/conformance/run.log | grep -v '^ *conformance_test.go:[0-9]*:   '
-	@cat bin/conformance/summary.txt
+	@rm -f bin/conformance/rc bin/conformance/summary.txt
+	( NFGATE_CONFORMANCE_SEEDS=$(SEEDS) NFGATE_CONFORMANCE_FIRST=$(FIRST) NFGATE_CONFORMANCE_SHRINK=$(SHRINK) \
+	  NFGATE_CONFORMANCE_SAVE=$(CURDIR)/bin/conformance NFGATE_CONFORMANCE_REPORT=$(CURDIR)/bin/conformance/summary.txt \
+	  $(GO) test -count=1 -v -timeout 48h -run '^TestConformance$$' ./test/conformance; echo $$? > bin/conformance/rc ) \
+		| tee bin/conformance/run.log | grep --line-buffered -v '^ *conformance_test.go:[0-9]*:   '
+	@echo; cat bin/conformance/summary.txt 2>/dev/null; exit $$(cat bin/conformance/rc)
 
 clean:
 	rm -rf bin

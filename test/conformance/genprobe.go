@@ -195,7 +195,8 @@ func (g *gen) add(o Origin, p Packet, note string, freeSport bool) {
 	g.probes = append(g.probes, pr)
 }
 
-// addrIn picks addresses of a CIDR string: first, last, and one step outside each end.
+// edges returns the addresses around a CIDR (or bare IP): one before the
+// first, the first, the last, and one after the last.
 func edges(cidr string) []netip.Addr {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
