@@ -65,7 +65,7 @@ func (p *Probe) expectedCT() string {
 		return "new"
 	case protoICMP:
 		if p.Src.Is6() {
-			return "new"
+			return "invalid" // conntrack's ICMP tracker refuses it in IPv6
 		}
 		switch p.ICMPType {
 		case 8, 13, 15, 17:
@@ -74,7 +74,7 @@ func (p *Probe) expectedCT() string {
 		return "invalid"
 	case protoICMPv6:
 		if p.Src.Is4() {
-			return "new"
+			return "invalid" // and the ICMPv6 one in IPv4
 		}
 		switch p.ICMPType {
 		case 128, 139:
