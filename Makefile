@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 10m
 BIN      := bin/nfgate
 
-.PHONY: all build test test-unit lint bench bench-classify bench-net fuzz fuzz-short deps clean demo man deb soak
+.PHONY: all build test test-unit lint bench bench-classify bench-net fuzz fuzz-short deps clean demo man deb soak conformance
 
 all: build
 
@@ -57,6 +57,25 @@ fuzz-short:
 SOAK ?= 10m
 soak: build
 	NFGATE_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 40m -run '^TestSoak$$' ./test/e2e
+
+# Differential conformance against the real Felix v3.32.1 (root; the
+# Calico kit in $$NFGATE_CALICO_DIR, ../shared/calico or /work/shared/calico;
+# docs/conformance.md): SEEDS generated cases (seeds FIRST..FIRST+SEEDS-1)
+# through Felix, the live daemon and `nfgate explain`. The first SHRINK
+# kinds of disagreement are minimised into bin/conformance/*.toml
+# (regression cases for test/conformance/testdata); the summary table is
+# bin/conformance/summary.txt. `make test` runs a fixed 24-seed sample.
+SEEDS  ?= 100
+FIRST  ?= 1
+SHRINK ?= 8
+conformance: deps build
+	@mkdir -p bin/conformance
+	@rm -f bin/conformance/rc bin/conformance/summary.txt
+	( NFGATE_CONFORMANCE_SEEDS=$(SEEDS) NFGATE_CONFORMANCE_FIRST=$(FIRST) NFGATE_CONFORMANCE_SHRINK=$(SHRINK) \
+	  NFGATE_CONFORMANCE_SAVE=$(CURDIR)/bin/conformance NFGATE_CONFORMANCE_REPORT=$(CURDIR)/bin/conformance/summary.txt \
+	  $(GO) test -count=1 -v -timeout 48h -run '^TestConformance$$' ./test/conformance; echo $$? > bin/conformance/rc ) \
+		| tee bin/conformance/run.log | grep --line-buffered -v '^ *conformance_test.go:[0-9]*:   '
+	@echo; cat bin/conformance/summary.txt 2>/dev/null; exit $$(cat bin/conformance/rc)
 
 clean:
 	rm -rf bin

@@ -2,7 +2,8 @@
 # Installs the Debian packages nfgate's tests and lab need, when missing.
 set -euo pipefail
 need=()
-for p in iptables nftables conntrack iproute2 iputils-ping hping3 socat tcpdump iperf3 kmod etcd-server groff-base systemd dpkg; do
+for p in iptables nftables ipset conntrack iproute2 iputils-ping hping3 socat tcpdump iperf3 kmod etcd-server \
+         groff-base systemd dpkg util-linux curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
