@@ -542,3 +542,31 @@ func TestConformanceCasesAreDistinct(t *testing.T) {
 		t.Errorf("only %d cases", len(conformanceCases))
 	}
 }
+
+// Cases upstream's validator_test.go does not have, each checked with the
+// real calicoctl v3.32.1 against etcd (`calicoctl apply`, then `get`): the
+// lists Calico's CRD schema declares sets (listType=set) are enforced only
+// by the Kubernetes API server, so calicoctl on etcd stores a repeated
+// value; libcalico-go's own `unique` tag (performanceHints) and its
+// validator's checks (types, HTTP methods) refuse one.
+var calicoctlCases = []confCase{
+	{"calicoctl: a repeated CIDR in nets", cGNP(`{egress: [{action: Allow, destination: {nets: [198.18.2.0/23, 198.18.2.0/23]}}]}`), true, ""},
+	{"calicoctl: a repeated CIDR in source nets", cEntity(`{nets: [10.1.0.0/16, 10.1.0.0/16]}`), true, ""},
+	{"calicoctl: a repeated CIDR in notNets", cEntity(`{notNets: [10.0.0.0/8, 10.0.0.0/8]}`), true, ""},
+	{"calicoctl: a repeated serviceAccounts name", cEntity(`{serviceAccounts: {names: [a, a]}}`), true, ""},
+	{"calicoctl: a repeated expectedIP", cHEP(`{node: gw, interfaceName: eth0, expectedIPs: [198.18.1.1, 198.18.1.1]}`), true, ""},
+	{"calicoctl: a repeated profile", cHEP(`{node: gw, interfaceName: eth0, profiles: [projectcalico-default-allow, projectcalico-default-allow]}`), true, ""},
+	{"calicoctl: a repeated GlobalNetworkSet net", calicoDoc("GlobalNetworkSet", "{name: s1}", `{nets: [10.0.0.0/8, 10.0.0.0/8]}`), true, ""},
+	{"calicoctl: a repeated performanceHint (unique tag)", cGNP(`{performanceHints: [AssumeNeededOnEveryNode, AssumeNeededOnEveryNode]}`), false, ""},
+	{"calicoctl: a repeated HTTP method", cRule(`{action: Allow, http: {methods: [GET, GET]}}`), false, ""},
+	{"calicoctl: a repeated type", cGNP(`{types: [Ingress, Ingress]}`), false, ""},
+}
+
+func TestCalicoctlConformance(t *testing.T) {
+	for _, c := range calicoctlCases {
+		_, err := loadManifest(c.doc)
+		if got := err == nil; got != c.valid {
+			t.Errorf("%s: nfgate valid=%v, calicoctl %v\n%s\nerrors: %v", c.ref, got, c.valid, c.doc, err)
+		}
+	}
+}

@@ -654,18 +654,28 @@ func (c *conv) entity(n *node) policy.EntityRule {
 	return e
 }
 
-// setOfStrings reads a list of strings that Calico's schema declares a set:
-// a repeated value is an error.
+// setOfStrings reads a list of strings that Calico's schema declares a set
+// (listType=set). Only the Kubernetes API server enforces that; calicoctl on
+// etcd, libcalico-go's validator alone, stores a repeated value (checked on
+// v3.32.1), and a repetition changes no verdict: a warning, not an error.
 func (c *conv) setOfStrings(n *node) []string {
 	out := c.strList(n)
-	seen := map[string]bool{}
+	seen := map[string]*node{}
 	for i, v := range out {
-		if seen[v] {
-			c.errf(n.list[i], "Duplicate value: %q", v)
-		}
-		seen[v] = true
+		c.repeated(seen, n.list[i], v)
 	}
 	return out
+}
+
+// repeated warns when v, the value of e, was already seen in the same list
+// (see setOfStrings), naming the first occurrence.
+func (c *conv) repeated(seen map[string]*node, e *node, v string) {
+	if first, dup := seen[v]; dup {
+		at := first.where()
+		c.warnf(e, "%q is listed twice (first at line %d, column %d): Calico accepts the repetition, which changes nothing", v, at.Line, at.Col)
+		return
+	}
+	seen[v] = e
 }
 
 // parseNet parses a rule's CIDR the way Calico's validator does: a CIDR
@@ -678,15 +688,15 @@ func parseNet(n *node) (netip.Prefix, bool) {
 	return p, err == nil && p == p.Masked()
 }
 
-// nets converts a rule's list of CIDRs. nets is a set in Calico's schema (a
-// repeated CIDR is an error); notNets may not hold a catch-all CIDR.
+// nets converts a rule's list of CIDRs (a repeated CIDR is a warning, see
+// setOfStrings); notNets may not hold a catch-all CIDR.
 func (c *conv) nets(n *node, negated bool, max int) []netip.Prefix {
 	els := c.list(n)
 	if len(els) > max {
 		c.errf(n, "too many nets (%d): at most %d are allowed", len(els), max)
 	}
 	out := make([]netip.Prefix, 0, len(els))
-	seen := map[string]bool{}
+	seen := map[string]*node{}
 	for _, e := range els {
 		s, ok := c.str(e)
 		if !ok {
@@ -695,10 +705,7 @@ func (c *conv) nets(n *node, negated bool, max int) []netip.Prefix {
 			}
 			continue
 		}
-		if !negated && seen[s] {
-			c.errf(e, "Duplicate value: %q", s)
-		}
-		seen[s] = true
+		c.repeated(seen, e, s)
 		p, ok := parseNet(e)
 		if !ok {
 			if q, err := netip.ParsePrefix(s); err == nil {

@@ -299,7 +299,8 @@ func (c *conv) gnp(r *resIn, col *collected) {
 		case v != "AssumeNeededOnEveryNode":
 			c.errf(e, "Unsupported value: %q: supported values: \"AssumeNeededOnEveryNode\"", v)
 		case hints[v]:
-			c.errf(e, "Duplicate value: %q", v)
+			// libcalico-go's own `unique` tag: calicoctl refuses it too.
+			c.errf(e, "Duplicate value: %q (performanceHints must be unique)", v)
 		}
 		hints[v] = true
 	}
@@ -399,16 +400,13 @@ func (c *conv) hep(r *resIn, col *collected) {
 		}
 		h.InterfaceName = v
 	}
-	seen := map[string]bool{}
+	seen := map[string]*node{}
 	for _, e := range c.list(s.get("expectedIPs")) {
 		v, ok := c.str(e)
 		if !ok {
 			continue
 		}
-		if seen[v] {
-			c.errf(e, "Duplicate value: %q", v)
-		}
-		seen[v] = true
+		c.repeated(seen, e, v) // a set only for the API server (setOfStrings)
 		a, err := netip.ParseAddr(v)
 		if err != nil || a.Zone() != "" {
 			c.errf(e, "invalid IP address %q", v)
@@ -477,11 +475,13 @@ func (c *conv) gns(r *resIn, col *collected) {
 		c.errf(r.labels.get(policy.LabelNamespace), "projectcalico.org/namespace is not a valid label name")
 	}
 	s := c.spec(r, []string{"nets"}, nil)
+	seen := map[string]*node{}
 	for _, e := range c.list(s.get("nets")) {
 		v, ok := c.str(e)
 		if !ok {
 			continue
 		}
+		c.repeated(seen, e, v)
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
 			a, err2 := netip.ParseAddr(v)
