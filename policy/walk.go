@@ -149,6 +149,11 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 		if untracked {
 			// NOTRACKed: later stages see ctstate UNTRACKED whatever the flow's state.
 			pk.CT = classify.CTUntracked
+			// Calico's mangle PREROUTING ACCEPTs a packet carrying the
+			// accept mark before its pre-DNAT dispatch, whether or not the
+			// interface has pre-DNAT policy (felix/rules/static.go,
+			// StaticManglePreroutingChain): the stage's verdict is ACCEPT.
+			t.add(StagePreDNAT, path.In.Name, decision(Accept, ReasonEarlierStage, bi.Untracked), &pk)
 		}
 	}
 	if !accepted && bi.PreDNAT != NoEndpoint {

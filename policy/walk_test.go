@@ -38,17 +38,27 @@ func TestWalkStageSequence(t *testing.T) {
 		pkt  classify.Packet
 		want string
 	}{
-		{"DNT allow skips pre-DNAT and the in-HEP forward chain, not the out-HEP's",
+		// Felix's mangle PREROUTING ACCEPTs a packet carrying the accept
+		// mark before its pre-DNAT dispatch (felix/rules/static.go
+		// StaticManglePreroutingChain), on every interface, with or
+		// without pre-DNAT policy.
+		{"DNT allow: mangle PREROUTING accepts on the mark, the in-HEP forward chain is skipped, not the out-HEP's",
 			path("eth0>eth1"), TCP("198.18.9.9", 40000, "198.19.9.9", 80),
-			"untracked/ACCEPT/rule@eth0 forward/DROP/rule@eth1 DROP"},
+			"untracked/ACCEPT/rule@eth0 preDNAT/ACCEPT/earlier-stage@eth0 forward/DROP/rule@eth1 DROP"},
 		// The packet was NOTRACKed: the out-HEP's conntrack rules see
 		// UNTRACKED, not the flow's ESTABLISHED state, and policy decides.
 		{"DNT-allowed packet of an established flow is untracked downstream",
 			path("eth0>eth1"), CT(TCP("198.18.9.9", 40000, "198.19.9.9", 80), classify.CTEstablished),
-			"untracked/ACCEPT/rule@eth0 forward/DROP/rule@eth1 DROP"},
+			"untracked/ACCEPT/rule@eth0 preDNAT/ACCEPT/earlier-stage@eth0 forward/DROP/rule@eth1 DROP"},
 		{"NOTRACKed packets are never DNAT'd",
 			withDNAT(path("eth0>eth1"), "198.19.8.8", 443), TCP("198.18.9.9", 40000, "198.18.0.1", 80),
-			"untracked/ACCEPT/rule@eth0 forward/DROP/rule@eth1 DROP"},
+			"untracked/ACCEPT/rule@eth0 preDNAT/ACCEPT/earlier-stage@eth0 forward/DROP/rule@eth1 DROP"},
+		{"DNT allow to the host",
+			path("eth0>local"), TCP("198.18.9.9", 40000, "198.18.0.1", 80),
+			"untracked/ACCEPT/rule@eth0 preDNAT/ACCEPT/earlier-stage@eth0 input/ACCEPT/earlier-stage@eth0 ACCEPT"},
+		{"DNT ingress without a match: no mark, mangle PREROUTING has nothing to accept",
+			path("eth0>local"), TCP("198.18.9.9", 40000, "198.18.0.1", 81),
+			"untracked/NONE/no-match@eth0 input/DROP/no-profile@eth0 DROP"},
 		{"raw OUTPUT uses the pre-DNAT route, filter the final out-interface",
 			policy.Path{FromLocal: true, Out: ifaces["eth1"], OutBeforeDNAT: ifaces["eth0"], DNATAddr: netip.MustParseAddr("198.19.8.8")},
 			TCP("198.18.0.1", 40000, "198.18.9.9", 9090),
