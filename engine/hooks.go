@@ -286,6 +286,14 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			pre.Rules = append(pre.Rules, markIs(0, m.PreDone)+" -m connmark ! --mark 0x0/"+persist+" "+restore)
 			out.Rules = append(out.Rules, "-m connmark ! --mark 0x0/"+persist+" "+restore)
 		}
+		if !p.Untracked.Empty() {
+			// Calico's mangle PREROUTING ACCEPTs a packet an untracked
+			// Allow accepted (the accept mark, before its pre-DNAT
+			// dispatch), on every interface: Accepted without PreDone is
+			// the untracked stage's bit (never saved in a connmark, and
+			// cleared before a looped-back packet comes in again).
+			pre.Rules = append(pre.Rules, markIs(m.Accepted, m.Accepted|m.PreDone)+" -j ACCEPT")
+		}
 		if !p.PreDNAT.Empty() {
 			// NONE without a decision (the fail-open watchdog's answer):
 			// back to the host's rules, not into the queue again, and the

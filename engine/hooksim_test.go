@@ -505,3 +505,32 @@ func TestNoneEndsARecheck(t *testing.T) {
 		}
 	}
 }
+
+// TestUntrackedAllowAcceptedInManglePrerouting: as in Calico, a packet an
+// untracked Allow accepted is ACCEPTed in mangle PREROUTING whether or not
+// its interface has pre-DNAT policy; a packet the untracked stage did not
+// accept is left to the host's rules there (nfgate accepts nothing it does
+// not police).
+func TestUntrackedAllowAcceptedInManglePrerouting(t *testing.T) {
+	plan := simPlan(false, false)
+	plan.PreDNAT = engine.Dispatch{Names: []string{"eth1"}}
+	tabs := simLoad(engine.Render(plan, 4))
+	m := plan.Marks
+	raw := hookCase{"untracked ingress", policy.StageUntracked, engine.HookPrerouting, "raw", "PREROUTING", "eth0", "", false, false}
+	for _, v := range []policy.Verdict{policy.Accept, policy.None} {
+		p := newSimPkt(raw)
+		got, _ := deliver(t, tabs, raw, p, func(mark uint32) (engine.Action, uint32) {
+			return engine.VerdictFor(m, policy.StageUntracked, engine.HookPrerouting, v, false, mark)
+		})
+		if v == policy.Accept {
+			p.ct, p.connmark = "UNTRACKED", nil
+		}
+		want := map[policy.Verdict]string{policy.Accept: "ACCEPT", policy.None: "HOST"}[v]
+		if got != want {
+			t.Fatalf("%v: raw PREROUTING %s, want %s", v, got, want)
+		}
+		if res := simHook(t, tabs, "mangle", "PREROUTING", p); res != want {
+			t.Errorf("untracked %v on an interface without pre-DNAT policy: mangle PREROUTING %s, want %s", v, res, want)
+		}
+	}
+}
