@@ -314,6 +314,15 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 				markIs(m.PreDone, m.PreDone)+" -j RETURN")
 			prec.Rules = append(prec.Rules, trackedQueue(policy.StagePreDNAT)...)
 		}
+		if !p.Untracked.Empty() {
+			// A locally originated packet to a local address comes in
+			// again on lo with its packet mark: the Accepted bit an
+			// untracked egress Allow set (filter OUTPUT has used it) must
+			// not accept it in raw PREROUTING or filter INPUT without lo's
+			// ingress policy (Felix clears its bits in raw PREROUTING,
+			// where nfgate cannot tell them from its own verdict's).
+			post.Rules = append(post.Rules, "-o lo "+markIs(m.Accepted, m.Accepted|m.PreDone)+" -j MARK --set-xmark 0x0/"+hex(m.Accepted))
+		}
 		if !p.Filter.Empty() {
 			post.Rules = append(post.Rules, passRule,
 				"-m conntrack ! --ctstate DNAT -j RETURN",

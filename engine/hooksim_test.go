@@ -534,3 +534,41 @@ func TestUntrackedAllowAcceptedInManglePrerouting(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopedBackPacketMeetsIngressPolicy: a local packet to a local
+// address that an untracked egress Allow accepted comes in again on lo
+// with its packet mark; the Accepted bit must not stand for lo's ingress
+// stages (Felix clears its mark bits in raw PREROUTING): the untracked and
+// input stages of lo decide it.
+func TestLoopedBackPacketMeetsIngressPolicy(t *testing.T) {
+	plan := simPlan(false, false)
+	lo := engine.Dispatch{Names: []string{"lo"}}
+	plan.Untracked, plan.Filter = lo, lo
+	tabs := simLoad(engine.Render(plan, 4))
+	m := plan.Marks
+	out := hookCase{"untracked egress", policy.StageUntracked, engine.HookOutput, "raw", "OUTPUT", "", "lo", false, true}
+	p := newSimPkt(out)
+	if got, _ := deliver(t, tabs, out, p, func(mark uint32) (engine.Action, uint32) {
+		return engine.VerdictFor(m, policy.StageUntracked, engine.HookOutput, policy.Accept, false, mark)
+	}); got != "ACCEPT" {
+		t.Fatalf("raw OUTPUT: %s, want ACCEPT", got)
+	}
+	p.ct, p.connmark = "UNTRACKED", nil
+	for _, h := range []struct{ table, chain, want string }{
+		{"mangle", "OUTPUT", "HOST"}, {"filter", "OUTPUT", "ACCEPT"}, {"mangle", "POSTROUTING", "HOST"},
+	} {
+		if got := simHook(t, tabs, h.table, h.chain, p); got != h.want {
+			t.Fatalf("%s %s: %s, want %s", h.table, h.chain, got, h.want)
+		}
+	}
+	p.in, p.out = "lo", ""
+	if got := simHook(t, tabs, "raw", "PREROUTING", p); !strings.HasPrefix(got, "QUEUE:") {
+		t.Errorf("looped back: raw PREROUTING %s, want lo's untracked ingress stage (queued)", got)
+	}
+	if got := simHook(t, tabs, "mangle", "PREROUTING", p); got != "HOST" {
+		t.Errorf("looped back: mangle PREROUTING %s, want HOST", got)
+	}
+	if got := simHook(t, tabs, "filter", "INPUT", p); !strings.HasPrefix(got, "QUEUE:") {
+		t.Errorf("looped back: filter INPUT %s, want lo's input stage (queued)", got)
+	}
+}
