@@ -349,7 +349,8 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		e.stats.Dropped[st].Add(1)
 		e.stats.verdict(st, policy.Drop, d.Reason)
 		w.tsnap, w.td, w.tnote = s, d, "deny-cache"
-		return NfDrop, p.Mark
+		// As the first packet was answered: REJECT under a REJECT deny action.
+		return verdictFor(m, st, p.Hook, policy.Drop, s.reject, p.Mark)
 	}
 	note := ""
 	switch {
@@ -382,6 +383,13 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		}
 	}
 	a, mark := verdictFor(m, st, p.Hook, d.Verdict, s.reject, p.Mark)
+	if d.Verdict == policy.Accept && st == policy.StageOutput && p.Hook == HookPostrouting {
+		// DNAT'd local output, judged in mangle POSTROUTING: Calico's
+		// Allow there only returns (the host's filter OUTPUT rules have
+		// decided), so the verdict is NONE, as explain says; the kernel
+		// remembers the decision (OutDone) and its chain returns.
+		d.Verdict, d.AcceptMark = policy.None, false
+	}
 	e.stats.verdict(st, d.Verdict, d.Reason)
 	s.hits.add(d)
 	switch d.Verdict {
