@@ -105,15 +105,15 @@ type Stats struct {
 	VerdictErr atomic.Uint64 // verdicts the kernel refused
 	// Undelivered counts packets the kernel numbered but never delivered
 	// (its socket buffer was full: dropped, or accepted in fail-open mode).
-	Undelivered    atomic.Uint64
-	Truncated      atomic.Uint64 // dropped on a policed interface: headers longer than the queue's copy range
-	Rechecked      atomic.Uint64 // flows marked for re-check by reloads
-	Cut            atomic.Uint64 // re-checked flows the new policy denied
-	CutErr         atomic.Uint64
-	TraceDrops     atomic.Uint64
-	Reloads        atomic.Uint64
-	ReloadErrs     atomic.Uint64
-	Panics         atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
+	Undelivered atomic.Uint64
+	Truncated   atomic.Uint64 // dropped on a policed interface: headers longer than the queue's copy range
+	Rechecked   atomic.Uint64 // flows marked for re-check by reloads
+	Cut         atomic.Uint64 // re-checked flows the new policy denied
+	CutErr      atomic.Uint64
+	TraceDrops  atomic.Uint64
+	Reloads     atomic.Uint64
+	ReloadErrs  atomic.Uint64
+	Panics      atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
 	// HookRepairs counts reinstalls of hooks someone else changed;
 	// HookCheckErrs failed checks (heal.go). RecheckErrs counts reloads
 	// whose re-check of existing flows failed (the reload is degraded).

@@ -31,7 +31,9 @@ func TestDenyCacheKeepsReject(t *testing.T) {
 			return enginetest.Decide(policy.Drop, 1, 0)
 		}
 		l.pol.LocalFn = deny
-		l.pol.ForwardFn = func(in, out policy.EndpointID, acc bool, pkt *classify.Packet) policy.Decision { return deny(in, 0, pkt) }
+		l.pol.ForwardFn = func(in, out policy.EndpointID, acc bool, pkt *classify.Packet) policy.Decision {
+			return deny(in, 0, pkt)
+		}
 		q, h := l.queue(c.st)
 		h(c.pkt(1))
 		h(c.pkt(2)) // the same flow: from the deny cache
