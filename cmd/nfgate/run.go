@@ -318,7 +318,7 @@ func runMain(args []string) int {
 		defer closeWithin(50*time.Millisecond, func() { c.Close() })
 		ct = ctAdapter{c}
 	}
-	deny := denycache.New(rt.DenyCacheSize, rt.DenyCacheTTL, time.Now)
+	deny := denycache.NewClock(rt.DenyCacheSize, rt.DenyCacheTTL, engine.Nanotime) // the engine's monotonic clock: one read per lookup
 	var tw *trace.Writer
 	var tracer engine.Tracer
 	if rt.TraceFile != "" {
