@@ -274,7 +274,7 @@ func (e *Engine) build(l *Loaded, gen uint64) *snapshot {
 	unt, pre, filt := PlanDispatch(l.Policy, l.Config, ifaces)
 	plan := &HookPlan{Marks: e.marks, QueueBase: e.rt.QueueBase, Queues: e.rt.Queues,
 		FailOpen: e.rt.FailureMode == config.FailOpen, Reject: s.reject, InvalidDrop: true,
-		Untracked: unt, PreDNAT: pre, Filter: filt}
+		Untracked: unt, PreDNAT: pre, Filter: filt, Workload: WorkloadPatterns(l.Config)}
 	if l.Config != nil {
 		plan.InvalidDrop = !l.Config.Settings.DisableConntrackInvalidCheck
 		plan.FailsafeIn = l.Config.Settings.FailsafeInbound
