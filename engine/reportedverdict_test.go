@@ -120,3 +120,30 @@ func newRejectLab(t *testing.T) *lab {
 	}
 	return l
 }
+
+// A reload whose hook plan equals the live one (rules changed, endpoints
+// and interfaces not) keeps the installed hooks: no iptables rewrite. A
+// plan that differs is installed.
+func TestSwapSkipsUnchangedHooks(t *testing.T) {
+	l := newLab(t, config.FailClosed)
+	n := l.hooks.Count()
+	cfg := &policy.Config{Policies: []policy.GlobalNetworkPolicy{{Name: "other"}},
+		HostEndpoints: []policy.HostEndpoint{{Name: "client-side", InterfaceName: "eth0"}, {Name: "server-side", InterfaceName: "eth1"}}}
+	res, err := l.e.Swap(&engine.Loaded{Policy: l.pol, Config: cfg, Hash: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.hooks.Count() != n {
+		t.Errorf("same plan: hooks applied %d more times, want 0", l.hooks.Count()-n)
+	}
+	if gen, _ := l.e.Gen(); gen != res.Gen || gen != 2 {
+		t.Errorf("generation %d (result %d), want 2", gen, res.Gen)
+	}
+	cfg.Settings.DenyAction = policy.DenyReject // the plan's REJECT rules change
+	if _, err := l.e.Swap(&engine.Loaded{Policy: l.pol, Config: cfg, Hash: "v3"}); err != nil {
+		t.Fatal(err)
+	}
+	if l.hooks.Count() != n+1 || !l.hooks.Last().Reject {
+		t.Errorf("changed plan: %d applies, last %+v; want the new plan applied", l.hooks.Count()-n, l.hooks.Last())
+	}
+}
