@@ -289,7 +289,9 @@ func TestReloadRechecksAndPurges(t *testing.T) {
 		t.Fatal("bad reload succeeded")
 	}
 	l.hooks.Err = context.DeadlineExceeded
-	if _, err := l.e.Reload(&engine.Loaded{Policy: l.pol, Config: &policy.Config{}, Hash: "xyz"}, nil, nil); err == nil {
+	// (a different hook plan, REJECT rules: an unchanged one is not rewritten)
+	rej := &policy.Config{Settings: policy.Settings{DenyAction: policy.DenyReject}}
+	if _, err := l.e.Reload(&engine.Loaded{Policy: l.pol, Config: rej, Hash: "xyz"}, nil, nil); err == nil {
 		t.Fatal("reload with failing hooks succeeded")
 	}
 	if g, h := l.e.Gen(); g != 2 || h != "def" {

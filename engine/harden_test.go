@@ -98,7 +98,7 @@ func TestDecisionRacingAReloadUsesTheNewPolicy(t *testing.T) {
 		}
 		close(swapped)
 	}()
-	for l.hooks.Count() < 2 { // the new policy's hooks are in: it goes live next
+	for gen, _ := l.e.Gen(); gen < 2; gen, _ = l.e.Gen() { // the new policy is live
 		time.Sleep(time.Millisecond)
 	}
 	select {

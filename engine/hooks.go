@@ -43,6 +43,14 @@ type HookPlan struct {
 	Untracked   Dispatch // raw PREROUTING (-i) / raw OUTPUT (-o)
 	PreDNAT     Dispatch // mangle PREROUTING (-i)
 	Filter      Dispatch // INPUT (-i), OUTPUT and DNAT'd POSTROUTING (-o), FORWARD (-i or -o)
+	// Workload: the workload interface patterns ("cali+", from
+	// interfacePrefix). nfgate knows no workload endpoint, and Felix drops
+	// what an unknown workload interface sends to the host (but for
+	// ICMPv6 router/neighbour messages) and what is forwarded from or to
+	// it, unless the in-interface's host endpoint forward chain accepts it
+	// as ESTABLISHED/RELATED. No verdict there depends on a packet's
+	// policy, so these are static kernel rules: nothing is queued.
+	Workload []string
 }
 
 // QueueRange returns the first and last queue of a stage.
@@ -117,14 +125,7 @@ func PlanDispatch(pol Policy, cfg *policy.Config, ifaces []Iface) (unt, pre, fil
 		binds[i] = pol.Bind(policy.Interface{Name: n, Addrs: names[n]})
 	}
 	probe := pol.Bind(policy.Interface{Name: probeName})
-	var prefixes []string
-	if cfg != nil {
-		for _, p := range cfg.Settings.InterfacePrefix {
-			if p != "" && ifaceNameRE.MatchString(p) {
-				prefixes = append(prefixes, p+"+")
-			}
-		}
-	}
+	prefixes := WorkloadPatterns(cfg)
 	build := func(get func(policy.Binding) policy.EndpointID, catchAllPossible bool) Dispatch {
 		d := Dispatch{CatchAll: catchAllPossible && get(probe) != policy.NoEndpoint}
 		for i, n := range sorted {
@@ -142,6 +143,20 @@ func PlanDispatch(pol Policy, cfg *policy.Config, ifaces []Iface) (unt, pre, fil
 	pre = build(func(b policy.Binding) policy.EndpointID { return b.PreDNAT }, true)
 	filt = build(func(b policy.Binding) policy.EndpointID { return b.Filter }, true)
 	return unt, pre, filt
+}
+
+// WorkloadPatterns returns the iptables patterns of the workload interface
+// prefixes (interfacePrefix "cali" is "cali+").
+func WorkloadPatterns(cfg *policy.Config) []string {
+	var r []string
+	if cfg != nil {
+		for _, p := range cfg.Settings.InterfacePrefix {
+			if p != "" && ifaceNameRE.MatchString(p) {
+				r = append(r, p+"+")
+			}
+		}
+	}
+	return r
 }
 
 // Chain is one nfgate-owned chain: its name and rule specs (iptables-restore
@@ -176,9 +191,11 @@ const ChainPrefix = "NFGATE-"
 // OwnedChains lists, per table, every chain nfgate owns and the built-in
 // chain each top-level one is jumped from.
 var OwnedChains = map[string][]string{
-	"raw":    {"NFGATE-PREROUTING", "NFGATE-OUTPUT", "NFGATE-PASS", "NFGATE-UNT-IN", "NFGATE-UNT-OUT"},
-	"mangle": {"NFGATE-PREROUTING", "NFGATE-OUTPUT", "NFGATE-POSTROUTING", "NFGATE-PASS", "NFGATE-PRE", "NFGATE-OUT"},
-	"filter": {"NFGATE-INPUT", "NFGATE-FORWARD", "NFGATE-OUTPUT", "NFGATE-PASS", "NFGATE-IN", "NFGATE-FWD", "NFGATE-OUT"},
+	"raw": {"NFGATE-PREROUTING", "NFGATE-OUTPUT", "NFGATE-PASS", "NFGATE-UNT-IN", "NFGATE-UNT-OUT"},
+	"mangle": {"NFGATE-PREROUTING", "NFGATE-OUTPUT", "NFGATE-POSTROUTING", "NFGATE-PASS", "NFGATE-PRE", "NFGATE-OUT",
+		"NFGATE-PRE-DONE", "NFGATE-POST-DONE"},
+	"filter": {"NFGATE-INPUT", "NFGATE-FORWARD", "NFGATE-OUTPUT", "NFGATE-PASS", "NFGATE-IN", "NFGATE-FWD", "NFGATE-OUT",
+		"NFGATE-IN-DONE", "NFGATE-FWD-DONE", "NFGATE-OUT-DONE", "NFGATE-WL-IN", "NFGATE-WL-FWD"},
 }
 
 // OwnedJumps lists the jump rules nfgate keeps at the top of built-in chains.
@@ -245,6 +262,20 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 		}
 		return []string{"-j CONNMARK --set-xmark " + hex(m.Recheck) + "/" + hex(m.Recheck), queue(s)}
 	}
+	// repeat is the fast path of the NF_REPEAT pass: the kernel runs the
+	// whole hook again for a packet nfgate answered, and a packet carrying
+	// a stage's fresh decision (its done bit in the packet mark, not yet in
+	// the connmark, and no Reject bit) goes straight to the decision's
+	// chain: save the bits, then ACCEPT or return (NONE). The rules it
+	// skips cannot apply to it: it was queued after them, with the same
+	// conntrack state. A later packet of a decided flow (bits restored from
+	// the connmark) fails the connmark match and takes the full path
+	// (INVALID is dropped there), as does a rejected one. The packet mark is
+	// matched first: it is a native nf_tables expression, the connmark an
+	// xt match, so a first packet pays one cheap comparison.
+	repeat := func(done, excl uint32, target string) string {
+		return markIs(done, done|excl) + " -m connmark --mark 0x0/" + hex(done) + " -g " + target
+	}
 	fsIn := failsafeRules(p.FailsafeIn, family, false, false)
 	fsOut := failsafeRules(p.FailsafeOut, family, true, false)
 	fsRawIn := append(fsIn[:len(fsIn):len(fsIn)], failsafeRules(p.FailsafeOut, family, false, true)...)
@@ -280,6 +311,12 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 		post := Chain{Name: "NFGATE-POSTROUTING"}
 		prec := Chain{Name: "NFGATE-PRE"}
 		outc := Chain{Name: "NFGATE-OUT"}
+		preDone := Chain{Name: "NFGATE-PRE-DONE"}
+		postDone := Chain{Name: "NFGATE-POST-DONE"}
+		if !p.PreDNAT.Empty() {
+			pre.Rules = append(pre.Rules, repeat(m.PreDone, 0, "NFGATE-PRE-DONE"))
+			preDone.Rules = []string{save, markIs(m.Accepted, m.Accepted) + " -j ACCEPT"}
+		}
 		if !p.PreDNAT.Empty() || !p.Filter.Empty() {
 			// Once per packet: a packet re-entering after NF_REPEAT at the
 			// preDNAT stage carries PreDone and keeps its fresh bits.
@@ -324,13 +361,20 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			post.Rules = append(post.Rules, "-o lo "+markIs(m.Accepted, m.Accepted|m.PreDone)+" -j MARK --set-xmark 0x0/"+hex(m.Accepted))
 		}
 		if !p.Filter.Empty() {
-			post.Rules = append(post.Rules, passRule,
+			// Locally originated traffic that nat OUTPUT DNAT'd: Calico
+			// polices it here, where nothing is accepted, only returned
+			// (the verdict is NONE: the host's filter OUTPUT rules have
+			// decided) or dropped; so every ACCEPT of the output chain is
+			// a RETURN here.
+			post.Rules = append(post.Rules, repeat(m.OutDone, 0, "NFGATE-POST-DONE"), passRule,
 				"-m conntrack ! --ctstate DNAT -j RETURN",
 				"-m addrtype ! --src-type LOCAL -j RETURN")
 			post.Rules = append(post.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
-			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, "", save, trackedQueue(policy.StageOutput))
+			outc.Rules = acceptToReturn(localChain(p, m, ct, fsOut, m.OutDone, "", save, trackedQueue(policy.StageOutput)))
+			postDone.Rules = []string{save}
 		}
-		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, ctPassChain, prec, outc}, Jumps: OwnedJumps["mangle"]})
+		rs.Tables = append(rs.Tables, Table{Name: "mangle", Chains: []Chain{pre, out, post, ctPassChain, prec, outc, preDone, postDone},
+			Jumps: OwnedJumps["mangle"]})
 	}
 
 	// filter: input, forward, output.
@@ -341,16 +385,45 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 		inc := Chain{Name: "NFGATE-IN"}
 		fwdc := Chain{Name: "NFGATE-FWD"}
 		outc := Chain{Name: "NFGATE-OUT"}
+		inDone := Chain{Name: "NFGATE-IN-DONE"}
+		fwdDone := Chain{Name: "NFGATE-FWD-DONE"}
+		outDone := Chain{Name: "NFGATE-OUT-DONE"}
+		wlIn := Chain{Name: "NFGATE-WL-IN"}
+		wlFwd := Chain{Name: "NFGATE-WL-FWD"}
+		// Workload interfaces first: Felix's cali-INPUT sends them to the
+		// workload dispatch before anything else (conntrack included), and
+		// cali-FORWARD's workload dispatch drops whatever the in-interface's
+		// host endpoint forward chain did not end.
+		for _, w := range p.Workload {
+			in.Rules = append(in.Rules, "-i "+w+" -g NFGATE-WL-IN")
+		}
+		for _, w := range p.Workload {
+			fwd.Rules = append(fwd.Rules, "-i "+w+" -g NFGATE-WL-FWD", "-o "+w+" -g NFGATE-WL-FWD")
+		}
+		if len(p.Workload) > 0 {
+			if family == 6 {
+				// Felix's ICMPv6Filter: multicast listener query, report,
+				// done, router solicitation, neighbour solicitation and
+				// advertisement are allowed before the workload dispatch.
+				for _, typ := range []int{130, 131, 132, 133, 135, 136} {
+					wlIn.Rules = append(wlIn.Rules, fmt.Sprintf("-p ipv6-icmp -m icmp6 --icmpv6-type %d -j ACCEPT", typ))
+				}
+			}
+			wlIn.Rules = append(wlIn.Rules, "-j DROP")
+			wlFwd.Rules = workloadForward(p)
+		}
 		if !p.Filter.Empty() {
-			in.Rules = append(in.Rules, passRule)
+			in.Rules = append(in.Rules, repeat(m.InDone, m.Reject, "NFGATE-IN-DONE"), passRule)
 			in.Rules = append(in.Rules, dispatch(p.Filter, "-i", "NFGATE-IN")...)
 			inc.Rules = localChain(p, m, ct, fsIn, m.InDone, rejectTarget(p.Reject), save, trackedQueue(policy.StageInput))
+			inDone.Rules = []string{save, "-j ACCEPT"}
 
-			out.Rules = append(out.Rules, passRule, "-m conntrack --ctstate DNAT -j RETURN")
+			out.Rules = append(out.Rules, repeat(m.OutDone, m.Reject, "NFGATE-OUT-DONE"), passRule, "-m conntrack --ctstate DNAT -j RETURN")
 			out.Rules = append(out.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
 			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, rejectTarget(p.Reject), save, trackedQueue(policy.StageOutput))
+			outDone.Rules = []string{save, "-j ACCEPT"}
 
-			fwd.Rules = append(fwd.Rules, passRule)
+			fwd.Rules = append(fwd.Rules, repeat(m.FwdDone(), m.Reject, "NFGATE-FWD-DONE"), passRule)
 			fwd.Rules = append(fwd.Rules, dispatchForward(p.Filter, "NFGATE-FWD")...)
 			fwdc.Rules = append(fwdc.Rules, ct...)
 			fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j "+rejectTarget(p.Reject))
@@ -359,10 +432,61 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 				markIs(m.FwdDone()|m.FwdAccept(), m.FwdDone()|m.FwdAccept())+" -j ACCEPT",
 				markIs(m.FwdDone(), m.FwdDone())+" -j RETURN")
 			fwdc.Rules = append(fwdc.Rules, trackedQueue(policy.StageForward)...)
+			// Accepted or NONE (falling off the end returns to FORWARD).
+			fwdDone.Rules = []string{save, markIs(m.FwdAccept(), m.FwdAccept()) + " -j ACCEPT"}
 		}
-		rs.Tables = append(rs.Tables, Table{Name: "filter", Chains: []Chain{in, fwd, out, ctPassChain, inc, fwdc, outc}, Jumps: OwnedJumps["filter"]})
+		rs.Tables = append(rs.Tables, Table{Name: "filter", Chains: []Chain{in, fwd, out, ctPassChain, inc, fwdc, outc,
+			inDone, fwdDone, outDone, wlIn, wlFwd}, Jumps: OwnedJumps["filter"]})
 	}
 	return &rs
+}
+
+// workloadForward is the chain for traffic forwarded from or to a workload
+// interface: what Felix's cali-FORWARD gives it. The in-interface's host
+// endpoint forward chain runs first (a "*" endpoint's for traffic from a
+// workload interface) and ends only an ESTABLISHED or RELATED flow (its
+// conntrack ACCEPT) or a policy drop; then the workload dispatch drops the
+// packet, since no workload endpoint is known. So: ACCEPT an established
+// or related packet whose in-interface has a host endpoint, DROP the rest.
+func workloadForward(p *HookPlan) []string {
+	const ctAccept = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+	var r []string
+	if p.Filter.CatchAll {
+		// Every in-interface has an endpoint (the "*" one, for workload
+		// interfaces too) but those the catch-all leaves out.
+		for _, n := range p.Filter.Names {
+			if !isWorkload(p.Workload, n) {
+				r = append(r, "-i "+n+" -j DROP")
+			}
+		}
+		r = append(r, ctAccept)
+	} else {
+		for _, n := range p.Filter.Names {
+			r = append(r, "-i "+n+" "+ctAccept)
+		}
+	}
+	return append(r, "-j DROP")
+}
+
+// isWorkload reports whether an interface name (or pattern) is a workload
+// interface's.
+func isWorkload(patterns []string, name string) bool {
+	for _, w := range patterns {
+		if name == w || strings.HasPrefix(name, strings.TrimSuffix(w, "+")) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptToReturn turns the ACCEPTs of a chain into RETURNs.
+func acceptToReturn(rules []string) []string {
+	for i, r := range rules {
+		if s, ok := strings.CutSuffix(r, " -j ACCEPT"); ok {
+			rules[i] = s + " -j RETURN"
+		}
+	}
+	return rules
 }
 
 // rejectTarget is what a filter chain does with a packet whose verdict

@@ -267,12 +267,17 @@ func (e *Engine) watchdog(ctx context.Context) {
 // Options.Now replaced the clock (tests), which it then follows.
 func (e *Engine) nanos() int64 {
 	if e.mono {
-		return int64(time.Since(clockBase))
+		return Nanotime()
 	}
 	return e.now().UnixNano()
 }
 
 var clockBase = time.Now()
+
+// Nanotime is the engine's monotonic clock: nanoseconds since the package
+// was initialised, one read of the monotonic clock (time.Now reads the wall
+// clock too). Give it to anything timed per packet, such as the deny cache.
+func Nanotime() int64 { return int64(time.Since(clockBase)) }
 
 // CheckDeadlines runs one watchdog pass (exported for tests).
 func (e *Engine) CheckDeadlines() {
@@ -349,7 +354,8 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		e.stats.Dropped[st].Add(1)
 		e.stats.verdict(st, policy.Drop, d.Reason)
 		w.tsnap, w.td, w.tnote = s, d, "deny-cache"
-		return NfDrop, p.Mark
+		// As the first packet was answered: REJECT under a REJECT deny action.
+		return verdictFor(m, st, p.Hook, policy.Drop, s.reject, p.Mark)
 	}
 	note := ""
 	switch {
@@ -382,6 +388,13 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		}
 	}
 	a, mark := verdictFor(m, st, p.Hook, d.Verdict, s.reject, p.Mark)
+	if d.Verdict == policy.Accept && st == policy.StageOutput && p.Hook == HookPostrouting {
+		// DNAT'd local output, judged in mangle POSTROUTING: Calico's
+		// Allow there only returns (the host's filter OUTPUT rules have
+		// decided), so the verdict is NONE, as explain says; the kernel
+		// remembers the decision (OutDone) and its chain returns.
+		d.Verdict, d.AcceptMark = policy.None, false
+	}
 	e.stats.verdict(st, d.Verdict, d.Reason)
 	s.hits.add(d)
 	switch d.Verdict {

@@ -68,10 +68,16 @@ const (
 	// endpoints, so to Felix it is an unknown workload interface, whose
 	// dispatch drops every packet ("Unknown interface").
 	ReasonUnknownWorkload
+	// ReasonWorkloadICMPv6: ICMPv6 multicast listener, router solicitation
+	// or neighbour messages (types 130-133, 135, 136) from a workload
+	// interface to the host, which Felix accepts before the workload
+	// dispatch (rules/static.go ICMPv6Filter).
+	ReasonWorkloadICMPv6
 )
 
 var reasonNames = [...]string{"rule", "profile", "failsafe", "end-of-tier", "no-profile",
-	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed", "unknown-workload-interface"}
+	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed", "unknown-workload-interface",
+	"workload-icmpv6"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {

@@ -170,6 +170,10 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 	if path.ToLocal {
 		var d Decision
 		switch {
+		case bi.Workload && workloadICMPv6(&pk):
+			// cali-wl-to-host accepts these before the dispatch, so that
+			// neighbour discovery works (checked on Felix v3.32.1).
+			d = decision(Accept, ReasonWorkloadICMPv6, NoEndpoint)
 		case bi.Workload:
 			// cali-INPUT's first rule: every packet from a workload
 			// interface goes to the workload dispatch, which drops an
@@ -196,6 +200,21 @@ func (p *Program) Walk(path Path, pkt classify.Packet) Trace {
 	}
 	t.add(StageForward, ifc, d, &pk)
 	return t.finish()
+}
+
+// workloadICMPv6 reports whether pkt is one of the ICMPv6 messages Felix
+// accepts from a workload interface to the host (rules/static.go
+// ICMPv6Filter): multicast listener query, report and done, router
+// solicitation, neighbour solicitation and advertisement.
+func workloadICMPv6(pkt *classify.Packet) bool {
+	if pkt.Family != classify.IPv6 || pkt.Proto != classify.ProtoICMPv6 || !pkt.HasICMP() {
+		return false
+	}
+	switch pkt.ICMPType {
+	case 130, 131, 132, 133, 135, 136:
+		return true
+	}
+	return false
 }
 
 // forwardWorkload is cali-FORWARD for traffic from or to a workload

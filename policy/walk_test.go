@@ -99,6 +99,9 @@ func withDNAT(p policy.Path, addr string, port uint16) policy.Path {
 //     NONE (the host's OUTPUT rules decide).
 func TestWalkWorkloadInterface(t *testing.T) {
 	newTCP := TCP("198.18.9.9", 1, "198.18.0.1", 80)
+	icmp6 := func(typ uint8) classify.Packet {
+		return ICMP("fe80::2", "fe80::1", typ, 0)
+	}
 	est := CT(newTCP, classify.CTEstablished)
 	allowFwd := gnp("fwd-allow", "all()", aof, in(Allow()), out(Allow()))
 	denyFwd := gnp("fwd-deny", "all()", aof, in(Deny()), out(Deny()))
@@ -129,6 +132,14 @@ func TestWalkWorkloadInterface(t *testing.T) {
 			"forward/DROP/rule@eth0 DROP"},
 		{"forwarded to it, established through an endpoint", policy.Allow, []policy.HostEndpoint{hep("out", "eth0")}, nil, "eth0>cali1", est, "forward/ACCEPT/conntrack@eth0 ACCEPT"},
 		{"from the host to it", policy.Allow, []policy.HostEndpoint{hep("all", "*")}, nil, "local>cali1", newTCP, "output/NONE/not-policed@cali1 NONE"},
+		// Felix v3.32.1 accepts ICMPv6 listener, router-solicitation and
+		// neighbour messages from it before the workload dispatch (a
+		// neighbour solicitation counted on that rule; echo requests on
+		// "Unknown interface").
+		{"to host, ICMPv6 neighbour solicitation", policy.Deny, nil, nil, "cali1>local", icmp6(135), "input/ACCEPT/workload-icmpv6@cali1 ACCEPT"},
+		{"to host, ICMPv6 router solicitation", policy.Deny, nil, nil, "cali1>local", icmp6(133), "input/ACCEPT/workload-icmpv6@cali1 ACCEPT"},
+		{"to host, ICMPv6 echo request", policy.Allow, nil, nil, "cali1>local", icmp6(128), "input/DROP/unknown-workload-interface@cali1 DROP"},
+		{"to host, ICMPv6 router advertisement", policy.Allow, nil, nil, "cali1>local", icmp6(134), "input/DROP/unknown-workload-interface@cali1 DROP"},
 	} {
 		st := noFailsafes()
 		st.DefaultEndpointToHostAction = c.action

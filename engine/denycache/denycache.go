@@ -21,9 +21,11 @@
 //
 // # Time
 //
-// Expiry is measured with the now function given to New, relative to the
-// time New ran, so with time.Now it uses the monotonic clock and wall-clock
-// steps neither expire entries early nor keep them alive.
+// Expiry is measured with a monotonic clock in nanoseconds: the one given to
+// NewClock (the engine's, engine.Nanotime, one clock read per Lookup and
+// Add), or the now function given to New, relative to the time New ran (with
+// time.Now that is monotonic too, but each call reads the wall clock as
+// well). Wall-clock steps neither expire entries early nor keep them alive.
 package denycache
 
 import (
@@ -103,8 +105,7 @@ type Cache struct {
 	shards []shard
 	mask   uint64 // len(shards)-1
 	ttl    int64
-	now    func() time.Time
-	base   time.Time
+	clock  func() int64 // monotonic nanoseconds
 	cap    int
 }
 
@@ -116,7 +117,14 @@ func New(size int, ttl time.Duration, now func() time.Time) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	c := &Cache{seed: maphash.MakeSeed(), ttl: int64(ttl), now: now, base: now()}
+	base := now()
+	return NewClock(size, ttl, func() int64 { return int64(now().Sub(base)) })
+}
+
+// NewClock is New with a monotonic clock in nanoseconds (any origin), such
+// as engine.Nanotime: the packet path then reads one clock per Lookup.
+func NewClock(size int, ttl time.Duration, nanos func() int64) *Cache {
+	c := &Cache{seed: maphash.MakeSeed(), ttl: int64(ttl), clock: nanos}
 	if size <= 0 || ttl <= 0 {
 		return c
 	}
@@ -146,8 +154,6 @@ func New(size int, ttl time.Duration, now func() time.Time) *Cache {
 
 // Cap returns the number of entries the cache can hold.
 func (c *Cache) Cap() int { return c.cap }
-
-func (c *Cache) clock() int64 { return int64(c.now().Sub(c.base)) }
 
 // locate returns the shard and bucket for k.
 func (c *Cache) locate(k Key) (*shard, *bucket) {

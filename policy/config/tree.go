@@ -325,15 +325,20 @@ func plainDecimal(s string) (int64, bool) {
 // paths from the file's root. Positions come from scanTOMLPositions, since
 // toml.MetaData keeps no position per array element.
 func parseTOML(file string, data []byte) (*node, *Diag) {
-	var m map[string]any
 	text := string(data)
-	if _, err := toml.Decode(text, &m); err != nil {
-		d := &Diag{File: file, Msg: err.Error()}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			d.Line, d.Col, d.Msg = pe.Position.Line, pe.Position.Col, pe.Message
+	// The fast decoder takes the documents it is sure of; BurntSushi/toml
+	// decodes the rest and words every syntax error (tomlfast.go).
+	m, ok := fastTOML(data)
+	if !ok {
+		m = nil
+		if _, err := toml.Decode(text, &m); err != nil {
+			d := &Diag{File: file, Msg: err.Error()}
+			var pe toml.ParseError
+			if errors.As(err, &pe) {
+				d.Line, d.Col, d.Msg = pe.Position.Line, pe.Position.Col, pe.Message
+			}
+			return nil, d
 		}
-		return nil, d
 	}
 	tb := &tomlBuilder{idx: scanTOMLPositions(text), file: file}
 	text = ""
