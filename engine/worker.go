@@ -367,6 +367,10 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		note = pkt.Reason.String()
 	case !policed:
 	default:
+		if d.Verdict == policy.Drop && e.rg != nil && p.Mark&m.Recheck == 0 {
+			// The kernel may drop the rest of this region (regionmgr.go).
+			w.offerRegion(s, p, pkt, &d)
+		}
 		if d.Verdict == policy.Drop && e.opt.Deny != nil {
 			e.opt.Deny.Add(w.scope, pkt, DenyEntry{Gen: s.gen, Stage: st, Reason: d.Reason, Tier: d.Tier, Policy: d.Policy, Rule: d.Rule})
 		}
