@@ -377,17 +377,29 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 func (s *Sets) Counters(fn func(el engine.RegionElem, packets, bytes uint64)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sets == nil {
-		return nil
-	}
 	c, err := s.conn()
 	if err != nil {
 		return fmt.Errorf("kset: %w", err)
 	}
+	sets := s.sets
+	if sets == nil {
+		// Not made by this Sets (nfgate explain, tests): read the
+		// kernel's table if there is one.
+		if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return fmt.Errorf("kset: %w", err)
+		}
+		sets = map[layout]*nftables.Set{}
+		for _, l := range allLayouts {
+			sets[l] = &nftables.Set{Table: s.table, Name: setName(l.st, l.fam, l.kind), KeyType: l.keyType()}
+		}
+	}
 	for _, l := range allLayouts {
-		got, err := c.GetSetElements(s.sets[l])
+		got, err := c.GetSetElements(sets[l])
 		if err != nil {
-			return fmt.Errorf("kset: reading set %s: %w", s.sets[l].Name, err)
+			return fmt.Errorf("kset: reading set %s: %w", sets[l].Name, err)
 		}
 		for _, g := range got {
 			el, err := l.decode(g.Key, g.KeyEnd)
@@ -512,8 +524,20 @@ func (s *Sets) Remove() error {
 }
 
 // Remove deletes nfgate's region table from the process's network
-// namespace (nfgate cleanup).
-func Remove() error { return Open(0).Remove() }
+// namespace (nfgate cleanup). A kernel without nf_tables has none.
+func Remove() error {
+	s := Open(0)
+	c, err := s.conn()
+	if err != nil {
+		return fmt.Errorf("kset: %w", err)
+	}
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
+			return nil
+		}
+	}
+	return s.Remove()
+}
 
 // nf_tables notifications (NFNLGRP_NFTABLES) about the table itself, its
 // chains, rules and sets (not its elements: the installer's own work).
