@@ -98,6 +98,7 @@ type regionMgr struct {
 	batch   []regionReq
 	els     []RegionElem
 	pend    []*liveRegion
+	reqOf   []int // batch indexes of the requests that added elements
 }
 
 // regionQueue bounds the requests waiting for the installer.
@@ -117,19 +118,21 @@ func newRegionMgr(e *Engine, k RegionSets, size int, ttl time.Duration) *regionM
 func (m *regionMgr) kernelTTL() time.Duration { return m.ttl + 2*time.Second }
 
 // offerRegion hands a packet the engine just denied to the installer, if a
-// kernel region can be made from it. It allocates nothing and never blocks.
-func (w *worker) offerRegion(s *snapshot, p *Packet, pkt *classify.Packet, d *policy.Decision) {
+// kernel region can be made from it, and reports whether it did (then the
+// installer deny-caches the flow if it cannot install a region for it). It
+// allocates nothing and never blocks.
+func (w *worker) offerRegion(s *snapshot, p *Packet, pkt *classify.Packet, d *policy.Decision) bool {
 	rg := w.e.rg
 	st := w.stage
-	if !RegionStage(st) || s.rprog == nil || d.Logged || pkt.Class != classify.OK || p.Hook != regionHook[st] {
-		return
+	if !RegionStage(st) || s.rprog == nil || s.repoch == 0 || d.Logged || pkt.Class != classify.OK || p.Hook != regionHook[st] {
+		return false
 	}
 	meta, _ := w.e.marks.RegionMarkBits(st)
 	if st == policy.StagePreDNAT {
 		meta |= w.e.marks.Persist() // as queued, the mark holds the restored connmark
 	}
 	if p.Mark&meta != 0 || w.scope.Accepted {
-		return
+		return false
 	}
 	req := regionReq{s: s, sc: w.scope, pkt: *pkt, in: p.InIf, d: *d}
 	if st == policy.StageForward {
@@ -138,8 +141,18 @@ func (w *worker) offerRegion(s *snapshot, p *Packet, pkt *classify.Packet, d *po
 	select {
 	case rg.reqs <- req:
 		w.e.stats.RegionOffers.Add(1)
+		return true
 	default:
 		w.e.stats.RegionQueueFull.Add(1)
+		return false
+	}
+}
+
+// denyCache remembers a request's denial in the userspace deny cache: the
+// kernel will not drop its flow (no element could be made, or installed).
+func (m *regionMgr) denyCache(r *regionReq) {
+	if dc := m.e.opt.Deny; dc != nil && r.s.gen == m.e.cur.Load().gen {
+		dc.Add(r.sc, &r.pkt, DenyEntry{Gen: r.s.gen, Stage: r.sc.Stage, Reason: r.d.Reason, Tier: r.d.Tier, Policy: r.d.Policy, Rule: r.d.Rule})
 	}
 }
 
@@ -238,7 +251,7 @@ func (m *regionMgr) install(batch []regionReq) {
 	defer m.mu.Unlock()
 	st := &m.e.stats
 	now := m.e.now()
-	m.els, m.pend = m.els[:0], m.pend[:0]
+	m.els, m.pend, m.reqOf = m.els[:0], m.pend[:0], m.reqOf[:0]
 	for i := range batch {
 		r := &batch[i]
 		if m.epoch == 0 || r.s.repoch != m.epoch {
@@ -247,11 +260,13 @@ func (m *regionMgr) install(batch []regionReq) {
 		}
 		fam, k, ok := policy.KeyOf(&r.pkt)
 		if !ok {
+			m.denyCache(r)
 			continue
 		}
 		kind, ok := regionKindOf(fam, &k)
 		if !ok {
 			st.RegionInexpressible.Add(1)
+			m.denyCache(r)
 			continue
 		}
 		sc := regionScope{stage: r.sc.Stage, fam: fam, kind: kind, in: r.in, out: r.out}
@@ -301,8 +316,13 @@ func (m *regionMgr) install(batch []regionReq) {
 			}
 			added += m.plan(sc, el, r, now)
 		}
-		if added == 0 && m.covered(sc, &k) {
+		switch {
+		case added > 0:
+			m.reqOf = append(m.reqOf, i)
+		case m.covered(sc, &k):
 			st.RegionCoalesced.Add(1)
+		default:
+			m.denyCache(r)
 		}
 	}
 	if len(m.els) == 0 {
@@ -318,6 +338,16 @@ func (m *regionMgr) install(batch []regionReq) {
 				continue
 			}
 			st.RegionsInstalled.Add(1)
+		}
+		// Requests whose key no installed element covers now: cache them.
+		for _, i := range m.reqOf {
+			r := &batch[i]
+			if fam, k, ok := policy.KeyOf(&r.pkt); ok {
+				kind, _ := regionKindOf(fam, &k)
+				if !m.covered(regionScope{stage: r.sc.Stage, fam: fam, kind: kind, in: r.in, out: r.out}, &k) {
+					m.denyCache(r)
+				}
+			}
 		}
 		return
 	}

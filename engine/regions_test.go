@@ -160,6 +160,10 @@ func TestRegionFromAForwardDenial(t *testing.T) {
 	c.is("not the same service on another interface pair", l.covered(policy.StageForward, rgOther, rgServer, udp4("198.18.1.2", "198.18.2.2", 1, 9999)), false)
 	c.is("not UDP 514, which a Log rule logs", l.covered(policy.StageForward, rgClient, rgServer, udp4("198.18.1.2", "198.18.2.2", 1, 514)), false)
 
+	// The flow was not deny-cached (the kernel has it): a repeat queued
+	// before the element worked is evaluated, and coalesces.
+	l.forward(udp4("198.18.1.2", "198.18.2.2", 40000, 9999), 0)
+	c.is("an installed region's flow is not in the deny cache", l.e.Snapshot().DenyHits, 0)
 	// A covered packet queued before the element worked coalesces.
 	n := len(els)
 	l.forward(udp4("198.19.0.9", "198.18.2.2", 3333, 9999), 0)
@@ -167,12 +171,12 @@ func TestRegionFromAForwardDenial(t *testing.T) {
 
 	// Logged denials stay in userspace (Calico logs, then drops).
 	l.forward(udp4("198.18.1.2", "198.18.2.2", 40000, 514), 0)
-	c.is("a logged denial is not offered", l.e.Snapshot().Regions.Offers, 2)
+	c.is("a logged denial is not offered", l.e.Snapshot().Regions.Offers, 3)
 	// Packets whose marks the kernel rule excludes, or re-checked flows.
 	m := l.e.Marks()
 	l.forward(udp4("198.18.1.2", "198.18.2.2", 40000, 7777), m.Recheck)
 	l.forward(udp4("198.18.1.2", "198.18.2.2", 40000, 7778), m.PreDone)
-	c.is("a re-checked flow's denial is not offered; one after a preDNAT NONE is", l.e.Snapshot().Regions.Offers == 3, true)
+	c.is("a re-checked flow's denial is not offered; one after a preDNAT NONE is", l.e.Snapshot().Regions.Offers == 4, true)
 }
 
 // checker logs and asserts one observation (values compare as printed).
