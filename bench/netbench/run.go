@@ -369,7 +369,15 @@ func (l *Lab) floods(res *Results, r *running, round int, gen, flood *udpFlows) 
 		if err := r.reload(); err != nil {
 			return err
 		}
+		var perf *exec.Cmd
+		if o.PerfDir != "" {
+			perf = startPerf(fmt.Sprintf("%s/%s-flood%d-r%d.data", o.PerfDir, r.c.Name, f.mode, round), o.Log)
+		}
 		fr := l.floodRun(r, gen, flood, f.mode, 0, o)
+		if perf != nil {
+			perf.Process.Signal(unix.SIGINT)
+			perf.Wait()
+		}
 		res.put(r.c.Name, f.allowed, round, fr.allowed)
 		res.put(r.c.Name, f.sent, round, fr.flooded)
 		res.put(r.c.Name, f.qd, round, fr.qdrops)
@@ -416,6 +424,17 @@ func (l *Lab) fairRun(r *running, gen, flood *udpFlows, o *Options) (lost, flood
 			r.c.Name, sent, rx1-rx0, d.Round(time.Millisecond), f[0], f[1], qd1-qd0, ud1-ud0)
 	}
 	return lost, f[0] / f[1], float64(qd1 - qd0 + ud1 - ud0)
+}
+
+// startPerf records every CPU (call graphs) into file until SIGINT.
+func startPerf(file string, log io.Writer) *exec.Cmd {
+	perf := exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "999", "-a", "-o", file)
+	perf.Stdout, perf.Stderr = log, log
+	if perf.Start() != nil {
+		return nil
+	}
+	time.Sleep(300 * time.Millisecond)
+	return perf
 }
 
 // floodResult is one flood run.
