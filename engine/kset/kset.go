@@ -27,9 +27,14 @@ type Sets struct {
 	netns int // namespace fd for the netlink sockets; 0: the process's
 	table *nftables.Table
 	sets  map[layout]*nftables.Set
-	// want describes the table the last Reset made ("" before one):
-	// Drift compares the kernel with it.
+	// want describes the table the last Reset made ("" before one), the
+	// base chains aside: Drift compares the kernel with it.
 	want string
+	// A stage's base chain jumps to its regions chain only while the
+	// stage has elements (n), so the hooks cost nothing without: base
+	// and regions chains by stage.
+	base, regs map[policy.Stage]*nftables.Chain
+	n          map[policy.Stage]int
 }
 
 // Open returns the sets of the process's network namespace, or of the
@@ -254,17 +259,23 @@ func (s *Sets) Reset(spec *engine.RegionSpec) error {
 		sets[l] = set
 	}
 	var want []string
+	base, regs := map[policy.Stage]*nftables.Chain{}, map[policy.Stage]*nftables.Chain{}
 	for _, st := range stages {
 		cs := chainOf(st)
 		prio := nftables.ChainPriority(cs.prio)
 		accept := nftables.ChainPolicyAccept
-		ch := c.AddChain(&nftables.Chain{Table: s.table, Name: cs.name, Type: nftables.ChainTypeFilter,
+		base[st] = c.AddChain(&nftables.Chain{Table: s.table, Name: cs.name, Type: nftables.ChainTypeFilter,
 			Hooknum: cs.hook, Priority: &prio, Policy: &accept})
-		rules := s.rules(st, spec, sets)
-		for _, r := range rules {
-			c.AddRule(&nftables.Rule{Table: s.table, Chain: ch, Exprs: r})
+		regs[st] = c.AddChain(&nftables.Chain{Table: s.table, Name: cs.name + "-regions"})
+		rules, err := s.rules(c, st, spec, sets)
+		if err != nil {
+			return err
 		}
-		want = append(want, fmt.Sprintf("chain %s hook %d prio %d rules %d", cs.name, *cs.hook, cs.prio, len(rules)))
+		for _, r := range rules {
+			c.AddRule(&nftables.Rule{Table: s.table, Chain: regs[st], Exprs: r})
+		}
+		want = append(want, fmt.Sprintf("chain %s hook %d prio %d", cs.name, *cs.hook, cs.prio),
+			fmt.Sprintf("chain %s-regions rules %d", cs.name, len(rules)))
 	}
 	for _, l := range allLayouts {
 		want = append(want, "set "+setName(l.st, l.fam, l.kind))
@@ -273,12 +284,40 @@ func (s *Sets) Reset(spec *engine.RegionSpec) error {
 		return fmt.Errorf("kset: replacing table inet %s: %w", TableName, err)
 	}
 	sort.Strings(want)
-	s.sets, s.want = sets, strings.Join(want, "\n")
+	s.sets, s.want, s.base, s.regs, s.n = sets, strings.Join(want, "\n"), base, regs, map[policy.Stage]int{}
 	return nil
 }
 
+// jump is the base chain's one rule while its stage has elements.
+func (s *Sets) jump(st policy.Stage) *nftables.Rule {
+	return &nftables.Rule{Table: s.table, Chain: s.base[st], Exprs: []expr.Any{
+		&expr.Verdict{Kind: expr.VerdictJump, Chain: s.regs[st].Name}}}
+}
+
+// protoSet declares an anonymous constant set of protocols (a bitmap in
+// the kernel: one load and a bit test) and returns the expressions that
+// continue when register 1's protocol is in it (or, invert, not in it).
+func (s *Sets) protoSet(c *nftables.Conn, protos []byte, invert bool) ([]expr.Any, error) {
+	set := &nftables.Set{Table: s.table, Anonymous: true, Constant: true, KeyType: nftables.TypeInetProto}
+	var els []nftables.SetElement
+	for _, p := range protos {
+		els = append(els, nftables.SetElement{Key: []byte{p}})
+	}
+	if err := c.AddSet(set, els); err != nil {
+		return nil, fmt.Errorf("kset: protocol set: %w", err)
+	}
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, Invert: invert}}, nil
+}
+
+// Protocols of the set kinds: ported ones, and everything else but ICMP.
+var (
+	portedProtos  = []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP, unix.IPPROTO_UDPLITE}
+	specialProtos = []byte{unix.IPPROTO_ICMP, unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_ICMPV6, unix.IPPROTO_SCTP, unix.IPPROTO_UDPLITE}
+)
+
 // rules renders a stage's chain.
-func (s *Sets) rules(st policy.Stage, spec *engine.RegionSpec, sets map[layout]*nftables.Set) [][]expr.Any {
+func (s *Sets) rules(c *nftables.Conn, st policy.Stage, spec *engine.RegionSpec, sets map[layout]*nftables.Set) ([][]expr.Any, error) {
 	meta, ct := spec.Marks.RegionMarkBits(st)
 	var rs [][]expr.Any
 	// Only NEW packets: ct state & new == 0 -> accept.
@@ -291,12 +330,32 @@ func (s *Sets) rules(st policy.Stage, spec *engine.RegionSpec, sets map[layout]*
 		rs = append(rs, maskedAccept(&expr.Ct{Register: 1, Key: expr.CtKeyMARK}, ct))
 	}
 	if st != policy.StageForward {
+		// Inbound failsafes: those without a net in one set lookup
+		// (protocol . destination port), those with a net one rule each.
+		var any []nftables.SetElement
 		for _, f := range spec.FailsafeIn {
+			if !f.Net.IsValid() {
+				k := append([]byte{f.Protocol, 0, 0, 0}, binary.BigEndian.AppendUint16(nil, f.Port)...)
+				any = append(any, nftables.SetElement{Key: append(k, 0, 0)})
+				continue
+			}
 			for _, fam := range []uint8{4, 6} {
 				if e := failsafeExprs(f, fam); e != nil {
 					rs = append(rs, e)
 				}
 			}
+		}
+		if len(any) > 0 {
+			kt, _ := nftables.ConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+			set := &nftables.Set{Table: s.table, Anonymous: true, Constant: true, Concatenation: true, KeyType: kt}
+			if err := c.AddSet(set, any); err != nil {
+				return nil, fmt.Errorf("kset: failsafe set: %w", err)
+			}
+			rs = append(rs, []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32},
+				&expr.Payload{DestRegister: reg32 + 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: reg32, SetName: set.Name, SetID: set.ID},
+				&expr.Verdict{Kind: expr.VerdictAccept}})
 		}
 	}
 	verdict := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
@@ -308,10 +367,31 @@ func (s *Sets) rules(st policy.Stage, spec *engine.RegionSpec, sets map[layout]*
 		if l.st != st {
 			continue
 		}
+		// Each packet is looked up in one set: the one of its kind. (An
+		// element never holds another kind's protocol, so this is speed,
+		// not correctness.)
+		var kind []expr.Any
+		var err error
+		switch l.kind {
+		case engine.RegionPorts:
+			kind, err = s.protoSet(c, portedProtos, false)
+		case engine.RegionICMP:
+			p := byte(unix.IPPROTO_ICMP)
+			if l.fam == 6 {
+				p = unix.IPPROTO_ICMPV6
+			}
+			kind = []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}}}
+		default:
+			kind, err = s.protoSet(c, specialProtos, true)
+		}
+		if err != nil {
+			return nil, err
+		}
 		e := lookupExprs(l, sets[l])
-		rs = append(rs, append(e, verdict...))
+		rule := append(append(append([]expr.Any{}, e[:2]...), kind...), e[2:]...) // family, kind, key and lookup
+		rs = append(rs, append(rule, verdict...))
 	}
-	return rs
+	return rs, nil
 }
 
 // Add installs els (see engine.RegionSets).
@@ -346,6 +426,7 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 		return fmt.Errorf("kset: %w", err)
 	}
 	by := map[layout][]nftables.SetElement{}
+	per := map[policy.Stage]int{}
 	var order []layout
 	for i := range els {
 		l, err := layoutOf(&els[i])
@@ -356,6 +437,7 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 			order = append(order, l)
 		}
 		by[l] = append(by[l], nftables.SetElement{Key: l.key(&els[i], 0), KeyEnd: l.key(&els[i], 1), Timeout: timeout})
+		per[l.st]++
 	}
 	for _, l := range order {
 		if add {
@@ -367,8 +449,26 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 			return fmt.Errorf("kset: %w", err)
 		}
 	}
+	// In the same transaction: a stage's first element turns its jump
+	// on, its last one off.
+	for _, st := range stages {
+		switch {
+		case per[st] == 0:
+		case add && s.n[st] == 0:
+			c.AddRule(s.jump(st))
+		case !add && s.n[st] <= per[st]:
+			c.FlushChain(s.base[st])
+		}
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("kset: %w", err)
+	}
+	for st, k := range per {
+		if add {
+			s.n[st] += k
+		} else {
+			s.n[st] = max(0, s.n[st]-k)
+		}
 	}
 	return nil
 }
@@ -423,12 +523,21 @@ func (s *Sets) Drift() (string, error) {
 	if s.want == "" {
 		return "", nil
 	}
-	have, err := s.describe()
+	have, jumps, err := s.describe()
 	if err != nil {
 		return "", err
 	}
 	if have == s.want {
-		return "", nil
+		var bad []string
+		for _, st := range stages {
+			if want := min(s.n[st], 1); jumps[chainOf(st).name] != want {
+				bad = append(bad, fmt.Sprintf("chain %s has %d rules, want %d", chainOf(st).name, jumps[chainOf(st).name], want))
+			}
+		}
+		if len(bad) == 0 {
+			return "", nil
+		}
+		return "table inet " + TableName + " changed: " + strings.Join(bad, "; "), nil
 	}
 	if have == "" {
 		return "table inet " + TableName + " missing", nil
@@ -460,50 +569,56 @@ func lineDiff(want, have string) string {
 	return strings.Join(out, "; ")
 }
 
-// describe lists the table's chains (hook, priority, rule count) and sets
-// as Reset records them ("" when the table is missing).
-func (s *Sets) describe() (string, error) {
+// describe lists the table's chains (base chains: hook and priority;
+// others: rule count) and sets as Reset records them ("" when the table is
+// missing), and the base chains' rule counts.
+func (s *Sets) describe() (string, map[string]int, error) {
 	c, err := s.conn()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return "", nil
+			return "", nil, nil
 		}
-		return "", fmt.Errorf("kset: %w", err)
+		return "", nil, fmt.Errorf("kset: %w", err)
 	}
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return "", fmt.Errorf("kset: %w", err)
+		return "", nil, fmt.Errorf("kset: %w", err)
 	}
 	var have []string
+	jumps := map[string]int{}
 	for _, ch := range chains {
 		if ch.Table.Name != TableName {
 			continue
 		}
 		rules, err := c.GetRules(s.table, ch)
 		if err != nil {
-			return "", fmt.Errorf("kset: %w", err)
+			return "", nil, fmt.Errorf("kset: %w", err)
 		}
-		var hook, prio int64 = -1, 0
-		if ch.Hooknum != nil {
-			hook = int64(*ch.Hooknum)
+		if ch.Hooknum == nil {
+			have = append(have, fmt.Sprintf("chain %s rules %d", ch.Name, len(rules)))
+			continue
 		}
+		var prio int64
 		if ch.Priority != nil {
 			prio = int64(*ch.Priority)
 		}
-		have = append(have, fmt.Sprintf("chain %s hook %d prio %d rules %d", ch.Name, hook, prio, len(rules)))
+		have = append(have, fmt.Sprintf("chain %s hook %d prio %d", ch.Name, *ch.Hooknum, prio))
+		jumps[ch.Name] = len(rules)
 	}
 	sets, err := c.GetSets(s.table)
 	if err != nil {
-		return "", fmt.Errorf("kset: %w", err)
+		return "", nil, fmt.Errorf("kset: %w", err)
 	}
 	for _, st := range sets {
-		have = append(have, "set "+st.Name)
+		if !st.Anonymous && !strings.HasPrefix(st.Name, "__set") {
+			have = append(have, "set "+st.Name)
+		}
 	}
 	sort.Strings(have)
-	return strings.Join(have, "\n"), nil
+	return strings.Join(have, "\n"), jumps, nil
 }
 
 // Remove deletes the table (nothing happens when it is missing).
@@ -519,7 +634,7 @@ func (s *Sets) Remove() error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("kset: removing table inet %s: %w", TableName, err)
 	}
-	s.sets, s.want = nil, ""
+	s.sets, s.want, s.n = nil, "", nil
 	return nil
 }
 

@@ -219,8 +219,24 @@ func TestDriftAndRemove(t *testing.T) {
 	if ch == nil {
 		t.Fatal("no change notifications")
 	}
-	for _, tamper := range []string{"flush chain inet " + kset.TableName + " forward", "delete table inet " + kset.TableName,
-		"delete chain inet " + kset.TableName + " prednat"} {
+	el := engine.RegionElem{Stage: policy.StageForward, Fam: 4, Kind: engine.RegionPorts, InIf: r.app0, OutIf: r.mnt0,
+		Src: span("0.0.0.0", "255.255.255.255"), Dst: span(netlab.MaintIP, netlab.MaintIP),
+		Proto: [2]uint8{6, 6}, A: [2]uint16{0, 65535}, B: [2]uint16{9005, 9005}}
+	jumps := func() string {
+		out, _ := r.lab.Exec(netlab.GW, "nft", "list", "chain", "inet", kset.TableName, "forward")
+		return out
+	}
+	if strings.Contains(jumps(), "jump") {
+		t.Errorf("a stage without elements jumps to its regions:\n%s", jumps())
+	}
+	for _, tamper := range []string{"flush chain inet " + kset.TableName + " forward-regions", "flush chain inet " + kset.TableName + " forward",
+		"delete table inet " + kset.TableName, "delete chain inet " + kset.TableName + " prednat"} {
+		if err := r.sets.Add([]engine.RegionElem{el}, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(jumps(), "jump forward-regions") {
+			t.Errorf("the stage's first element did not turn its jump on:\n%s", jumps())
+		}
 		// Drain what our own Reset signalled.
 		select {
 		case <-ch:
@@ -247,6 +263,18 @@ func TestDriftAndRemove(t *testing.T) {
 		if d, _ := r.sets.Drift(); d != "" {
 			t.Errorf("after Reset: drift %q", d)
 		}
+	}
+	if err := r.sets.Add([]engine.RegionElem{el}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sets.Delete([]engine.RegionElem{el}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(jumps(), "jump") {
+		t.Errorf("the stage's last element did not turn its jump off:\n%s", jumps())
+	}
+	if d, _ := r.sets.Drift(); d != "" {
+		t.Errorf("after the last element went: drift %q", d)
 	}
 	if err := r.sets.Remove(); err != nil {
 		t.Fatal(err)

@@ -371,7 +371,7 @@ func TestRegionTableHealAndCleanup(t *testing.T) {
 	}
 	c.is("the daemon made its region table", has(), true)
 	for _, tamper := range []string{"delete table inet " + kset.TableName, "delete chain inet " + kset.TableName + " forward",
-		"flush chain inet " + kset.TableName + " input"} {
+		"flush chain inet " + kset.TableName + " forward-regions"} {
 		before := d.regions().Repairs
 		lab.MustNS(netlab.GW, "nft", tamper)
 		v := d.waitRegions(5*time.Second, func(v regionView) bool { return v.Repairs > before })
