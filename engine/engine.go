@@ -396,10 +396,7 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 		return ReloadResult{}, fmt.Errorf("engine: removing the deny regions: %w", err)
 	}
 	if err := e.opt.Hooks.Apply(s.plan); err != nil {
-		if old != nil && e.newRegionEpoch(old, "flushed", false) != nil {
-			old.repoch = 0
-		}
-		e.resumeRegions(old)
+		e.restoreRegions(old)
 		return ReloadResult{}, fmt.Errorf("engine: installing hooks: %w", err)
 	}
 	e.gen++
@@ -494,7 +491,11 @@ func (e *Engine) RefreshLinks() error {
 	}
 	if !same {
 		if err := e.opt.Hooks.Apply(s.plan); err != nil {
-			e.resumeRegions(old)
+			if s.repoch != old.repoch {
+				e.restoreRegions(old)
+			} else {
+				e.resumeRegions(old)
+			}
 			return fmt.Errorf("engine: updating hooks: %w", err)
 		}
 	}
@@ -550,6 +551,20 @@ func (e *Engine) newRegionEpoch(s *snapshot, why string, start bool) error {
 // resumeRegions lets the installer take requests from s's region epoch.
 func (e *Engine) resumeRegions(s *snapshot) {
 	if e.rg != nil && s != nil {
+		e.rg.resume(s.repoch)
+	}
+}
+
+// restoreRegions is resumeRegions for a snapshot that stays live after the
+// table was re-rendered for one that did not go live: the table is
+// rendered for s again (its deny action and failsafes), empty. s's epoch
+// is not changed (workers read it): if the table cannot be made, installs
+// stay off until the next reload.
+func (e *Engine) restoreRegions(s *snapshot) {
+	if e.rg == nil || s == nil {
+		return
+	}
+	if ok, err := e.rg.flush(e.regionSpec(s), "flushed"); ok && err == nil {
 		e.rg.resume(s.repoch)
 	}
 }

@@ -549,16 +549,17 @@ func (m *regionMgr) flush(spec RegionSpec, why string) (ok bool, err error) {
 	if len(m.live) > 0 {
 		m.readCounters(now)
 	}
-	err = m.k.Reset(&spec)
-	m.reset, m.spec = err == nil, spec
-	if err != nil {
+	made := true
+	if err := m.k.Reset(&spec); err != nil {
 		m.logErr("replacing the deny-region table", err)
 		if rerr := m.k.Remove(); rerr != nil {
+			// The table (and the elements in it) is as it was.
 			m.e.stats.RegionErrors.Add(1)
 			return false, errors.Join(err, rerr)
 		}
-		err = nil
+		made = false
 	}
+	m.reset, m.spec = made, spec
 	for _, lr := range m.live {
 		m.forget(lr)
 		m.traceEnd(lr, now, why)

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -59,6 +60,7 @@ type regionLab struct {
 	deny   engine.DenyCache
 	clock  *fakeClock
 	links  *enginetest.Links
+	hooks  *enginetest.Hooks
 	fwd    func(*engine.Packet)
 	in     func(*engine.Packet)
 	pre    func(*engine.Packet)
@@ -68,6 +70,7 @@ type regionLab struct {
 func newRegionLab(t *testing.T, cfg *policy.Config, tune func(*config.Runtime)) *regionLab {
 	t.Helper()
 	l := &regionLab{t: t, sets: enginetest.NewRegionSets(), tracer: &enginetest.RegionTracer{Tracer: &enginetest.Tracer{Discard: true}},
+		hooks: &enginetest.Hooks{},
 		clock: &fakeClock{t: time.Unix(1000, 0)},
 		links: enginetest.NewLinks(engine.Iface{Index: rgClient, Name: "eth0"}, engine.Iface{Index: rgServer, Name: "eth1"}, engine.Iface{Index: rgOther, Name: "eth2"})}
 	l.deny = engine.DenyCacheOf(denycache.New(1024, time.Minute, l.clock.Now))
@@ -76,7 +79,7 @@ func newRegionLab(t *testing.T, cfg *policy.Config, tune func(*config.Runtime)) 
 	if tune != nil {
 		tune(&rt)
 	}
-	e, err := engine.New(engine.Options{Runtime: rt, Hooks: &enginetest.Hooks{}, Links: l.links, Conntrack: &enginetest.Conntrack{},
+	e, err := engine.New(engine.Options{Runtime: rt, Hooks: l.hooks, Links: l.links, Conntrack: &enginetest.Conntrack{},
 		Deny: l.deny, Tracer: l.tracer, Now: l.clock.Now, Log: slog.New(slog.DiscardHandler), Regions: l.sets})
 	if err != nil {
 		t.Fatal(err)
@@ -374,4 +377,24 @@ func TestNoAllocsWithRegions(t *testing.T) {
 	if l.e.Snapshot().Regions.QueueFull == 0 {
 		t.Error("the request queue never filled: the test did not take that path")
 	}
+}
+
+// A reload whose hooks cannot be installed leaves the old policy live: the
+// region table, already re-rendered for the new one, is rendered for the
+// old one again, and its regions come back.
+func TestRegionsWhenTheHooksFail(t *testing.T) {
+	l := newRegionLab(t, regionConfig(policy.DenyDrop), nil)
+	c := checker{t}
+	l.forward(udp4("198.18.1.2", "198.18.2.2", 40000, 9999), 0)
+	c.is("installed", len(l.sets.Elements()) > 0, true)
+	l.hooks.Err = errors.New("iptables-restore: no")
+	prog, _ := policy.Compile(regionConfig(policy.DenyReject))
+	if _, err := l.e.Swap(&engine.Loaded{Policy: prog, Config: regionConfig(policy.DenyReject), Hash: "r"}); err == nil {
+		t.Fatal("the swap went on without hooks")
+	}
+	specs := l.sets.Specs
+	c.is("the table is rendered for the policy still live (DROP)", len(specs) >= 3 && specs[len(specs)-2].Reject && !specs[len(specs)-1].Reject, true)
+	c.is("no element is left from before", len(l.sets.Elements()), 0)
+	l.forward(udp4("198.18.1.2", "198.18.2.2", 40001, 9999), 0)
+	c.is("the live policy's regions are installed again", len(l.sets.Elements()) > 0, true)
 }

@@ -31,10 +31,22 @@ type Sets struct {
 	// base chains aside: Drift compares the kernel with it.
 	want string
 	// A stage's base chain jumps to its regions chain only while the
-	// stage has elements (n), so the hooks cost nothing without: base
-	// and regions chains by stage.
+	// stage has elements, so the hooks cost nothing without: base and
+	// regions chains by stage; n counts the elements added and not
+	// deleted, by set (Counters reads only those sets).
 	base, regs map[policy.Stage]*nftables.Chain
-	n          map[policy.Stage]int
+	n          map[layout]int
+}
+
+// staged is the number of elements of stage st.
+func (s *Sets) staged(st policy.Stage) int {
+	t := 0
+	for l, k := range s.n {
+		if l.st == st {
+			t += k
+		}
+	}
+	return t
 }
 
 // Open returns the sets of the process's network namespace, or of the
@@ -284,8 +296,28 @@ func (s *Sets) Reset(spec *engine.RegionSpec) error {
 		return fmt.Errorf("kset: replacing table inet %s: %w", TableName, err)
 	}
 	sort.Strings(want)
-	s.sets, s.want, s.base, s.regs, s.n = sets, strings.Join(want, "\n"), base, regs, map[policy.Stage]int{}
+	s.sets, s.want, s.base, s.regs, s.n = sets, strings.Join(want, "\n"), base, regs, map[layout]int{}
 	return nil
+}
+
+// forget uncounts an element the kernel no longer holds, turning its
+// stage's jump off with its last element.
+func (s *Sets) forget(el engine.RegionElem) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, err := layoutOf(&el)
+	if err != nil || s.n[l] == 0 {
+		return
+	}
+	if s.n[l]--; s.n[l] == 0 {
+		delete(s.n, l)
+	}
+	if s.staged(l.st) == 0 {
+		if c, err := s.conn(); err == nil {
+			c.FlushChain(s.base[l.st])
+			c.Flush()
+		}
+	}
 }
 
 // jump is the base chain's one rule while its stage has elements.
@@ -406,7 +438,11 @@ func (s *Sets) Delete(els []engine.RegionElem) error {
 	if errors.Is(err, unix.ENOENT) {
 		// One at a time: only those still there.
 		for _, el := range els {
-			if e := s.elems([]engine.RegionElem{el}, 0, false); e != nil && !errors.Is(e, unix.ENOENT) {
+			e := s.elems([]engine.RegionElem{el}, 0, false)
+			switch {
+			case errors.Is(e, unix.ENOENT):
+				s.forget(el) // gone already (the kernel's own timeout)
+			case e != nil:
 				return e
 			}
 		}
@@ -427,6 +463,7 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 	}
 	by := map[layout][]nftables.SetElement{}
 	per := map[policy.Stage]int{}
+	perSet := map[layout]int{}
 	var order []layout
 	for i := range els {
 		l, err := layoutOf(&els[i])
@@ -438,6 +475,7 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 		}
 		by[l] = append(by[l], nftables.SetElement{Key: l.key(&els[i], 0), KeyEnd: l.key(&els[i], 1), Timeout: timeout})
 		per[l.st]++
+		perSet[l]++
 	}
 	for _, l := range order {
 		if add {
@@ -452,22 +490,23 @@ func (s *Sets) elems(els []engine.RegionElem, timeout time.Duration, add bool) e
 	// In the same transaction: a stage's first element turns its jump
 	// on, its last one off.
 	for _, st := range stages {
+		n := s.staged(st)
 		switch {
 		case per[st] == 0:
-		case add && s.n[st] == 0:
+		case add && n == 0:
 			c.AddRule(s.jump(st))
-		case !add && s.n[st] <= per[st]:
+		case !add && n <= per[st]:
 			c.FlushChain(s.base[st])
 		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("kset: %w", err)
 	}
-	for st, k := range per {
+	for l, k := range perSet {
 		if add {
-			s.n[st] += k
-		} else {
-			s.n[st] = max(0, s.n[st]-k)
+			s.n[l] += k
+		} else if s.n[l] = max(0, s.n[l]-k); s.n[l] == 0 {
+			delete(s.n, l)
 		}
 	}
 	return nil
@@ -497,6 +536,9 @@ func (s *Sets) Counters(fn func(el engine.RegionElem, packets, bytes uint64)) er
 		}
 	}
 	for _, l := range allLayouts {
+		if s.sets != nil && s.n[l] == 0 {
+			continue // this Sets added nothing there
+		}
 		got, err := c.GetSetElements(sets[l])
 		if err != nil {
 			return fmt.Errorf("kset: reading set %s: %w", sets[l].Name, err)
@@ -530,7 +572,7 @@ func (s *Sets) Drift() (string, error) {
 	if have == s.want {
 		var bad []string
 		for _, st := range stages {
-			if want := min(s.n[st], 1); jumps[chainOf(st).name] != want {
+			if want := min(s.staged(st), 1); jumps[chainOf(st).name] != want {
 				bad = append(bad, fmt.Sprintf("chain %s has %d rules, want %d", chainOf(st).name, jumps[chainOf(st).name], want))
 			}
 		}
