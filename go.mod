@@ -8,6 +8,7 @@ require (
 	github.com/florianl/go-nfqueue/v2 v2.0.4
 	github.com/google/go-cmp v0.7.0
 	github.com/google/gopacket v1.1.19
+	github.com/google/nftables v0.3.0
 	github.com/mdlayher/netlink v1.11.2
 	github.com/prometheus/client_golang v1.23.2
 	github.com/ti-mo/conntrack v0.6.0

@@ -54,6 +54,10 @@ type Options struct {
 	// HookCheck is the period of the check that the kernel still holds
 	// nfgate's hooks (heal.go): 0 means DefaultHookCheck, < 0 none.
 	HookCheck time.Duration
+	// Regions are the kernel's deny-region sets (regions.go); nil, or
+	// Runtime.DenyRegionSize 0, means none: every denied packet is
+	// queued, as before.
+	Regions RegionSets
 }
 
 // snapshot is one generation of everything a worker reads.
@@ -73,6 +77,11 @@ type snapshot struct {
 	plan   *HookPlan
 	reject bool
 	hits   *ruleHits // per-rule counters of this generation (counters.go)
+	// rprog computes deny regions (nil: the policy cannot); repoch is the
+	// region epoch: elements are installed only from the snapshot of the
+	// live epoch (regionmgr.go).
+	rprog  regioner
+	repoch uint64
 }
 
 // Engine is safe for concurrent use.
@@ -90,6 +99,8 @@ type Engine struct {
 	cuts    chan FlowTuple
 	workers []*worker
 	wmu     sync.Mutex
+	rg      *regionMgr // nil: no kernel deny regions
+	repoch  uint64     // last region epoch handed out (under mu)
 }
 
 // Stats are the engine's counters. Read them with Snapshot.
@@ -123,6 +134,29 @@ type Stats struct {
 	// RoutingHeader0 counts IPv6 packets with a type 0 routing header
 	// dropped on policed interfaces (also counted in Malformed).
 	RoutingHeader0 atomic.Uint64
+	// Kernel deny regions (regions.go): denied packets offered to the
+	// installer and those the full request queue refused; elements
+	// installed; requests already covered by an element, from an older
+	// snapshot, whose box the kernel cannot express or that the policy's
+	// region did not confirm; elements refused for a full set, or kept
+	// away from a failsafe port; kernel errors; flushes (reloads,
+	// binding changes) and repairs; elements ended; live elements and the
+	// packets elements dropped (both as last read).
+	RegionOffers        atomic.Uint64
+	RegionQueueFull     atomic.Uint64
+	RegionsInstalled    atomic.Uint64
+	RegionCoalesced     atomic.Uint64
+	RegionStale         atomic.Uint64
+	RegionInexpressible atomic.Uint64
+	RegionMismatch      atomic.Uint64
+	RegionSetFull       atomic.Uint64
+	RegionFailsafe      atomic.Uint64
+	RegionErrors        atomic.Uint64
+	RegionFlushes       atomic.Uint64
+	RegionRepairs       atomic.Uint64
+	RegionEnded         atomic.Uint64
+	RegionsLive         atomic.Uint64
+	RegionPackets       atomic.Uint64
 	// Verdicts counts decisions by stage, verdict and reason (deny-cache
 	// answers included); Latency/LatencySum time decide (counters.go).
 	Verdicts   [numStages][NumVerdicts][NumReasons]atomic.Uint64
@@ -158,6 +192,28 @@ type StatsView struct {
 	RecheckErrs   uint64 `json:"recheck_errors"`
 	// RoutingHeader0: IPv6 type 0 routing headers dropped (nfgate extension).
 	RoutingHeader0 uint64 `json:"routing_header_0"`
+	// Regions: the kernel deny regions (nfgate extension).
+	Regions RegionStatsView `json:"regions"`
+}
+
+// RegionStatsView is the deny regions' counters (Stats.Region*).
+type RegionStatsView struct {
+	Enabled       bool   `json:"enabled"`
+	Offers        uint64 `json:"offers"`
+	QueueFull     uint64 `json:"queue_full"`
+	Installed     uint64 `json:"installed"`
+	Coalesced     uint64 `json:"coalesced"`
+	Stale         uint64 `json:"stale"`
+	Inexpressible uint64 `json:"inexpressible"`
+	Mismatch      uint64 `json:"mismatch"`
+	SetFull       uint64 `json:"set_full"`
+	Failsafe      uint64 `json:"failsafe"`
+	Errors        uint64 `json:"errors"`
+	Flushes       uint64 `json:"flushes"`
+	Repairs       uint64 `json:"repairs"`
+	Ended         uint64 `json:"ended"`
+	Live          uint64 `json:"live"`
+	Packets       uint64 `json:"packets"`
 }
 
 // New checks the runtime settings and returns an engine with no policy yet.
@@ -190,6 +246,9 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, mono: mono, cuts: make(chan FlowTuple, 1024)}
+	if o.Regions != nil && rt.DenyRegionSize > 0 {
+		e.rg = newRegionMgr(e, o.Regions, rt.DenyRegionSize, rt.DenyRegionTTL)
+	}
 	return e, nil
 }
 
@@ -249,6 +308,11 @@ func (e *Engine) Snapshot() StatsView {
 	v.HookCheckErrs = s.HookCheckErrs.Load()
 	v.RecheckErrs = s.RecheckErrs.Load()
 	v.RoutingHeader0 = s.RoutingHeader0.Load()
+	v.Regions = RegionStatsView{Enabled: e.rg != nil, Offers: s.RegionOffers.Load(), QueueFull: s.RegionQueueFull.Load(),
+		Installed: s.RegionsInstalled.Load(), Coalesced: s.RegionCoalesced.Load(), Stale: s.RegionStale.Load(),
+		Inexpressible: s.RegionInexpressible.Load(), Mismatch: s.RegionMismatch.Load(), SetFull: s.RegionSetFull.Load(),
+		Failsafe: s.RegionFailsafe.Load(), Errors: s.RegionErrors.Load(), Flushes: s.RegionFlushes.Load(),
+		Repairs: s.RegionRepairs.Load(), Ended: s.RegionEnded.Load(), Live: s.RegionsLive.Load(), Packets: s.RegionPackets.Load()}
 	return v
 }
 
@@ -267,6 +331,7 @@ func (e *Engine) build(l *Loaded, gen uint64) *snapshot {
 		}
 		s.reject = l.Config.Settings.DenyAction == policy.DenyReject
 	}
+	s.rprog, _ = l.Policy.(regioner)
 	s.tierer, _ = l.Policy.(interface{ TierName(int32) string })
 	s.eper, _ = l.Policy.(interface {
 		EndpointName(policy.EndpointID) string
@@ -322,6 +387,14 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 	old := e.cur.Load()
 	t0 := time.Now()
 	s := e.build(l, e.gen+1)
+	// No deny region of the old policy may drop a packet once the new
+	// policy is live: installs stop, every element goes (one kernel
+	// transaction), and only then does the new snapshot go live; installs
+	// resume for it alone (regionmgr.go).
+	if err := e.newRegionEpoch(s, "flushed", old == nil); err != nil {
+		e.resumeRegions(old)
+		return ReloadResult{}, fmt.Errorf("engine: removing the deny regions: %w", err)
+	}
 	// The hooks depend on the plan alone: a new policy with the same plan
 	// (the common reload: rules changed, endpoints and interfaces not)
 	// keeps the installed rules (rewriting them is six iptables processes,
@@ -329,11 +402,13 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 	// healing check's (heal.go), as between reloads.
 	if old == nil || !planEqual(old.plan, s.plan) {
 		if err := e.opt.Hooks.Apply(s.plan); err != nil {
+			e.restoreRegions(old)
 			return ReloadResult{}, fmt.Errorf("engine: installing hooks: %w", err)
 		}
 	}
 	e.gen++
 	e.cur.Store(s)
+	e.resumeRegions(s)
 	res := ReloadResult{Gen: s.gen, Hooks: time.Since(t0)}
 	if old != nil {
 		// Packets being decided right now may have used the old policy;
@@ -410,13 +485,95 @@ func (e *Engine) RefreshLinks() error {
 	}
 	s := e.build(&Loaded{Policy: old.pol, Config: old.cfg, Hash: old.hash, Files: old.files}, old.gen)
 	s.hits = old.hits // same generation: keep counting
-	if !planEqual(old.plan, s.plan) {
+	same := planEqual(old.plan, s.plan)
+	// A deny region holds for the interface (pair) whose bindings gave its
+	// stage evaluation: when bindings or hooks change, every element goes
+	// before the new bindings are live.
+	s.repoch = old.repoch
+	if !bindsKept(old.binds, s.binds) {
+		if err := e.newRegionEpoch(s, "rebound", false); err != nil {
+			e.resumeRegions(old)
+			return fmt.Errorf("engine: removing the deny regions: %w", err)
+		}
+	}
+	if !same {
 		if err := e.opt.Hooks.Apply(s.plan); err != nil {
+			if s.repoch != old.repoch {
+				e.restoreRegions(old)
+			} else {
+				e.resumeRegions(old)
+			}
 			return fmt.Errorf("engine: updating hooks: %w", err)
 		}
 	}
 	e.cur.Store(s)
+	e.resumeRegions(s)
 	return nil
+}
+
+// bindsKept reports whether every interface of old is still there with the
+// same binding (a new interface has no elements yet).
+func bindsKept(old, cur map[uint32]policy.Binding) bool {
+	for i, b := range old {
+		if c, ok := cur[i]; !ok || c != b {
+			return false
+		}
+	}
+	return true
+}
+
+// regionSpec is what the kernel's region chains are rendered from for s.
+func (e *Engine) regionSpec(s *snapshot) RegionSpec {
+	return RegionSpec{Marks: e.marks, Reject: s.reject, FailsafeIn: s.plan.FailsafeIn, Size: e.rg.size}
+}
+
+// newRegionEpoch stops region installs, removes every element and renders
+// the region chains for s, and gives s a new region epoch (0: no regions
+// for s, the table could not be made). The caller holds e.mu and calls
+// resumeRegions once the snapshot that is to be live is stored. An error
+// means elements of the live policy may be left in the kernel: the caller
+// must not make s live. start: there is no live policy yet, so a table that
+// cannot be made or removed only costs s its regions.
+func (e *Engine) newRegionEpoch(s *snapshot, why string, start bool) error {
+	if e.rg == nil {
+		return nil
+	}
+	e.rg.pause()
+	e.repoch++
+	s.repoch = e.repoch
+	ok, err := e.rg.flush(e.regionSpec(s), why)
+	if !ok {
+		s.repoch = 0
+	}
+	if err != nil && start {
+		e.log.Error("deny regions unavailable: denied floods are queued (elements of an earlier run expire within their TTL)", "err", err)
+		return nil
+	}
+	if err == nil && !ok {
+		e.log.Error("deny regions unavailable for this policy: denied floods are queued")
+	}
+	return err
+}
+
+// resumeRegions lets the installer take requests from s's region epoch.
+func (e *Engine) resumeRegions(s *snapshot) {
+	if e.rg != nil && s != nil {
+		e.rg.resume(s.repoch)
+	}
+}
+
+// restoreRegions is resumeRegions for a snapshot that stays live after the
+// table was re-rendered for one that did not go live: the table is
+// rendered for s again (its deny action and failsafes), empty. s's epoch
+// is not changed (workers read it): if the table cannot be made, installs
+// stay off until the next reload.
+func (e *Engine) restoreRegions(s *snapshot) {
+	if e.rg == nil || s == nil {
+		return
+	}
+	if ok, err := e.rg.flush(e.regionSpec(s), "flushed"); ok && err == nil {
+		e.rg.resume(s.repoch)
+	}
 }
 
 func planEqual(a, b *HookPlan) bool {
@@ -448,6 +605,10 @@ func (e *Engine) Run(ctx context.Context, queues []Queue) error {
 				cancel()
 			}
 		}()
+	}
+	if e.rg != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.rg.run(ctx) }()
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); e.watchdog(ctx) }()

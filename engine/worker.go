@@ -373,7 +373,12 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		note = pkt.Reason.String()
 	case !policed:
 	default:
-		if d.Verdict == policy.Drop && e.opt.Deny != nil {
+		// A denial the kernel can take over (regionmgr.go) is not cached
+		// here: the flow's later packets die in the kernel, and an empty
+		// deny cache is not looked up at all. The installer caches what it
+		// cannot install.
+		offered := d.Verdict == policy.Drop && e.rg != nil && p.Mark&m.Recheck == 0 && w.offerRegion(s, p, pkt, &d)
+		if d.Verdict == policy.Drop && e.opt.Deny != nil && !offered {
 			e.opt.Deny.Add(w.scope, pkt, DenyEntry{Gen: s.gen, Stage: st, Reason: d.Reason, Tier: d.Tier, Policy: d.Policy, Rule: d.Rule})
 		}
 		if d.Verdict == policy.Drop && p.Mark&m.Recheck != 0 {

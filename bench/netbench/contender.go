@@ -50,6 +50,11 @@ type Contender struct {
 	// answering as nfgate answers an accepted forwarded flow: the kernel's
 	// share of nfgate's cost, without nfgate's decisions.
 	Hooks bool
+	// RawDrop (Nfgate): also a static rule dropping the flood's port in
+	// raw PREROUTING, before conntrack: what the cheapest possible
+	// in-kernel drop of the flood leaves the allowed traffic (figure 5's
+	// ceiling for any firewall on the machine at hand).
+	RawDrop bool
 }
 
 // queueBase is the bare readers' first queue (nfgate uses its default 100).
@@ -192,7 +197,14 @@ func (l *Lab) start(c Contender, nfgateBin, dir string) (*running, error) {
 		}
 		return r, nil
 	case Nfgate:
-		return l.startNfgate(c, nfgateBin, dir)
+		r, err := l.startNfgate(c, nfgateBin, dir)
+		if err == nil && c.RawDrop {
+			if out, err := l.Exec(nsGW, "iptables", "-t", "raw", "-I", "PREROUTING", "-p", "udp", "--dport", strconv.Itoa(PortDenied), "-j", "DROP"); err != nil {
+				r.stop()
+				return nil, fmt.Errorf("raw drop rule: %v: %s", err, out)
+			}
+		}
+		return r, err
 	}
 	return nil, fmt.Errorf("unknown contender kind %d", c.Kind)
 }
@@ -276,6 +288,24 @@ type nfgateStats struct {
 	Cut        uint64            `json:"cut"`
 	Reloads    uint64            `json:"reloads"`
 	ReloadErrs uint64            `json:"reload_errors"`
+	Regions    struct {
+		Installed uint64 `json:"installed"`
+		Packets   uint64 `json:"packets"`
+	} `json:"regions"`
+}
+
+// reload sends nfgate SIGHUP and waits until the reload is reported (the
+// same policy: it removes the kernel deny regions). Other kinds: nothing.
+func (r *running) reload() error {
+	if r.c.Kind != Nfgate || r.cmd == nil {
+		return nil
+	}
+	before, _ := r.nfgateStats()
+	r.cmd.Process.Signal(unix.SIGHUP)
+	return waitFor(60*time.Second, func() bool {
+		s, ok := r.nfgateStats()
+		return ok && s.Reloads+s.ReloadErrs > before.Reloads+before.ReloadErrs
+	}, r.cmd)
 }
 
 func (r *running) nfgateStats() (nfgateStats, bool) {

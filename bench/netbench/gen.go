@@ -23,7 +23,23 @@ import (
 type udpFlows struct {
 	fd   int
 	next uint32 // flow counter, continues across runs
+	src  srcMode
 }
+
+// srcMode is how a generator picks each packet's source.
+type srcMode uint8
+
+const (
+	// srcRotate: the client's extra addresses in turn, a new source port
+	// every nSources packets (the allowed generator).
+	srcRotate srcMode = iota
+	// srcOnePort: one source address (the client's own), a new source
+	// port per packet (flood a).
+	srcOnePort
+	// srcSpoof: a random source address in 198.19.0.0/16 and a random
+	// source port per packet (flood b: spoofed sources).
+	srcSpoof
+)
 
 func (l *Lab) newUDPFlows() (*udpFlows, error) {
 	var fd int
@@ -73,10 +89,20 @@ func (u *udpFlows) run(dport uint16, max int, d time.Duration, rate float64, sto
 		}
 		n := u.next
 		u.next++
-		src := n % nSources
-		sport := 1024 + (n/nSources)%64512
-		ip[12], ip[13], ip[14], ip[15] = 198, 18, 1, byte(firstExtra+src)
-		binary.BigEndian.PutUint16(udp[0:], uint16(sport))
+		switch u.src {
+		case srcOnePort:
+			ip[12], ip[13], ip[14], ip[15] = 198, 18, 1, 2 // ClientIP
+			binary.BigEndian.PutUint16(udp[0:], uint16(1024+n%64512))
+		case srcSpoof:
+			h := n * 2654435761 // Knuth's multiplicative hash: a permutation
+			ip[12], ip[13], ip[14], ip[15] = 198, 19, byte(h>>24), byte(h>>16)
+			binary.BigEndian.PutUint16(udp[0:], uint16(1024+h%64512))
+		default:
+			src := n % nSources
+			sport := 1024 + (n/nSources)%64512
+			ip[12], ip[13], ip[14], ip[15] = 198, 18, 1, byte(firstExtra+src)
+			binary.BigEndian.PutUint16(udp[0:], uint16(sport))
+		}
 		// IP checksum and id are filled in by the kernel (IP_HDRINCL);
 		// a zero UDP checksum means none.
 		if err := unix.Sendto(u.fd, pkt[:], 0, to); err != nil {

@@ -31,7 +31,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	sizes := fs.String("sizes", "", "policy sizes, comma-separated (default 10,1000,10000)")
 	fs.StringVar(&o.NfgateBin, "nfgate", "", "nfgate binary (default: go build ./cmd/nfgate)")
 	fs.StringVar(&o.Baseline, "baseline", "", "another nfgate binary (e.g. the previous release), measured as base-N contenders in the same rounds")
-	fs.Float64Var(&o.FloodRate, "flood-rate", 0, "paced denied flood, packets/s (default 20000; an unpaced flood is measured too)")
+	fs.Float64Var(&o.PacedRate, "paced-rate", 0, "figure 5: the allowed generator's rate when counting the allowed packets lost under the floods, packets/s (default 20000)")
 	waitLoad := fs.Float64("wait-load", 0, "before measuring, wait (up to 20 min) until the 1-minute load average is below this")
 	verbose := fs.Bool("v", false, "progress on stderr")
 	fs.StringVar(&o.PerfDir, "perf", "", "record perf profiles of nfgate and the bare reader during the CPU run into this directory")

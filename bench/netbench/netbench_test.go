@@ -59,6 +59,9 @@ func TestQuick(t *testing.T) {
 		if c.Throughput && !(res.Med(c.Name, mTput) > 0) {
 			t.Errorf("%s: no iperf3 throughput", c.Name)
 		}
+		if c.Flood && !(res.Med(c.Name, mFloodA) > 0 && res.Med(c.Name, mFloodB) > 0 && res.Med(c.Name, mFloodASent) > 0) {
+			t.Errorf("%s: no flood figure", c.Name)
+		}
 	}
 	for _, n := range []string{"reload-yaml", "reload-toml"} {
 		if v := res.Med(n, mReloadMS); math.IsNaN(v) {

@@ -32,7 +32,7 @@ type Options struct {
 	LatDur     time.Duration
 	IperfSecs  int
 	Reloads    int            // reloads per round
-	FloodRate  float64        // denied flood packets/s (0: as fast as the sender goes)
+	PacedRate  float64        // the allowed generator's rate for the loss measurement under the floods (figure 5)
 	ReloadSize int            // policy size for the reload figure
 	Only       *regexp.Regexp // run only the contenders whose name matches (nil: all)
 	NoReload   bool
@@ -47,8 +47,8 @@ func (o *Options) Defaults() {
 	}
 	if o.Quick {
 		def(&o.Runs, 1)
-		if o.FloodRate == 0 {
-			o.FloodRate = 20000
+		if o.PacedRate == 0 {
+			o.PacedRate = 20000
 		}
 		if len(o.Sizes) == 0 {
 			o.Sizes = []int{10, 1000}
@@ -63,8 +63,8 @@ func (o *Options) Defaults() {
 		return
 	}
 	def(&o.Runs, 3)
-	if o.FloodRate == 0 {
-		o.FloodRate = 20000
+	if o.PacedRate == 0 {
+		o.PacedRate = 20000
 	}
 	if len(o.Sizes) == 0 {
 		o.Sizes = []int{10, 1000, 10000}
@@ -107,9 +107,11 @@ func Contenders(sizes []int, baseline string) []Contender {
 		cs = append(cs, Contender{Name: fmt.Sprintf("nfgate-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true,
 			Throughput: n == big, Flood: n == big})
 	}
+	cs = append(cs, Contender{Name: fmt.Sprintf("rawdrop-%d", big), Kind: Nfgate, Rules: big, Queues: 1, Flood: true, RawDrop: true})
 	if baseline != "" {
 		for _, n := range sizes {
-			cs = append(cs, Contender{Name: fmt.Sprintf("base-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true, Bin: baseline})
+			cs = append(cs, Contender{Name: fmt.Sprintf("base-%d", n), Kind: Nfgate, Rules: n, Queues: 1, Full: true, Bin: baseline,
+				Flood: n == big})
 		}
 	}
 	cs = append(cs, Contender{Name: "nfqueue-bare-2q", Kind: Bare, Queues: 2})
@@ -122,26 +124,42 @@ func Contenders(sizes []int, baseline string) []Contender {
 
 // Metric names.
 const (
-	mUDPEarly     = "udp_early"     // new flows/s, early rule
-	mUDPDeep      = "udp_deep"      // new flows/s, deep rule
-	mUDPDeepSent  = "udp_deep_sent" // packets/s the generator offered
-	mTCP          = "tcp_deep"      // connections/s, deep rule
-	mTCPp50       = "tcp_connect_p50_us"
-	mLatP50       = "lat_p50_us"
-	mLatP99       = "lat_p99_us"
-	mLatLost      = "lat_lost"
-	mTput         = "tput_gbps"
-	mCPU          = "cpu_ms_per_1k"
-	mRSS          = "rss_mib"
-	mFlood        = "udp_deep_flood" // allowed new flows/s under the denied flood
-	mFloodSent    = "flood_sent_per_s"
-	mFloodMax     = "udp_deep_flood_max" // same, flood as fast as the sender goes
-	mFloodMaxSent = "flood_max_sent_per_s"
-	mQDrop        = "queue_drops"
-	mReloadMS     = "reload_ms"
-	mGapMS        = "max_gap_ms"
-	mLost         = "flows_lost"
-	mStartMS      = "start_ms"
+	mUDPEarly    = "udp_early"     // new flows/s, early rule
+	mUDPDeep     = "udp_deep"      // new flows/s, deep rule
+	mUDPDeepSent = "udp_deep_sent" // packets/s the generator offered
+	mTCP         = "tcp_deep"      // connections/s, deep rule
+	mTCPp50      = "tcp_connect_p50_us"
+	mLatP50      = "lat_p50_us"
+	mLatP99      = "lat_p99_us"
+	mLatLost     = "lat_lost"
+	mTput        = "tput_gbps"
+	mCPU         = "cpu_ms_per_1k"
+	mRSS         = "rss_mib"
+	// Figure 5, per flood (a: one source, new source port per packet;
+	// b: spoofed sources in 198.19.0.0/16), both as fast as they go:
+	// allowed new flows/s (the allowed generator as fast as it goes), the
+	// flood's rate, the NFQUEUE drops during it, and the allowed packets
+	// lost with the allowed generator paced at Options.PacedRate.
+	mFloodA      = "flood_a_allowed"
+	mFloodASent  = "flood_a_sent_per_s"
+	mFloodAQDrop = "flood_a_queue_drops"
+	mFloodALost  = "flood_a_allowed_lost"
+	mFloodB      = "flood_b_allowed"
+	mFloodBSent  = "flood_b_sent_per_s"
+	mFloodBQDrop = "flood_b_queue_drops"
+	mFloodBLost  = "flood_b_allowed_lost"
+	mPacedLost   = "paced_allowed_lost" // the same paced run without a flood
+	// Fairness: an allowed flood from one source (new source port per
+	// packet, as fast as it goes) and the allowed generator from other
+	// sources paced at Options.PacedRate: their packets lost.
+	mFairLost = "fair_victim_lost"
+	mFairSent = "fair_flood_sent_per_s"
+	mFairQD   = "fair_queue_drops"
+	mQDrop    = "queue_drops"
+	mReloadMS = "reload_ms"
+	mGapMS    = "max_gap_ms"
+	mLost     = "flows_lost"
+	mStartMS  = "start_ms"
 )
 
 // Results holds every measurement: Results[contender][metric][round].
@@ -266,6 +284,9 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 	res.put(c.Name, mUDPDeep, round, dv)
 	res.put(c.Name, mUDPDeepSent, round, of)
 	if !c.Full {
+		if c.Flood {
+			return l.floods(res, r, round, gen, flood)
+		}
 		return nil
 	}
 	dv, _ = l.flowRate(gen, PortUDPEarly, o)
@@ -315,12 +336,9 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 		res.put(c.Name, mTput, round, g)
 	}
 	if c.Flood {
-		a, f := l.floodRun(r, gen, flood, o.FloodRate, o)
-		res.put(c.Name, mFlood, round, a)
-		res.put(c.Name, mFloodSent, round, f)
-		a, f = l.floodRun(r, gen, flood, 0, o)
-		res.put(c.Name, mFloodMax, round, a)
-		res.put(c.Name, mFloodMaxSent, round, f)
+		if err := l.floods(res, r, round, gen, flood); err != nil {
+			return err
+		}
 	}
 	if c.Kind == Bare || c.Kind == BestBare || c.Kind == Nfgate {
 		qd1, ud1 := l.QueueStats()
@@ -329,35 +347,144 @@ func (l *Lab) measure(res *Results, c Contender, round int, gen, flood *udpFlows
 	return nil
 }
 
-// floodRun measures the allowed generator's delivered new flows/s (deep
-// rule) while the flood generator sends denied new flows at rate (0: as
-// fast as it goes). It returns that and the flood's achieved rate.
-func (l *Lab) floodRun(r *running, gen, flood *udpFlows, rate float64, o *Options) (allowed, flooded float64) {
+// floodKinds are figure 5's floods.
+var floodKinds = []struct {
+	name                    string
+	mode                    srcMode
+	allowed, sent, qd, lost string
+}{
+	{"a: one source, new source port per packet", srcOnePort, mFloodA, mFloodASent, mFloodAQDrop, mFloodALost},
+	{"b: spoofed sources in 198.19.0.0/16", srcSpoof, mFloodB, mFloodBSent, mFloodBQDrop, mFloodBLost},
+}
+
+// floods measures figure 5 for contender r: for each flood, the allowed
+// generator's delivered new flows/s as fast as it goes, then the allowed
+// packets lost at Options.PacedRate. nfgate is reloaded (SIGHUP) before
+// each flood, which removes the kernel regions the previous one made.
+func (l *Lab) floods(res *Results, r *running, round int, gen, flood *udpFlows) error {
+	o := &res.Opt
+	fr := l.floodRun(r, gen, flood, 0, 0, o)
+	res.put(r.c.Name, mPacedLost, round, fr.lost)
+	for _, f := range floodKinds {
+		if err := r.reload(); err != nil {
+			return err
+		}
+		var perf *exec.Cmd
+		if o.PerfDir != "" {
+			perf = startPerf(fmt.Sprintf("%s/%s-flood%d-r%d.data", o.PerfDir, r.c.Name, f.mode, round), o.Log)
+		}
+		fr := l.floodRun(r, gen, flood, f.mode, 0, o)
+		if perf != nil {
+			perf.Process.Signal(unix.SIGINT)
+			perf.Wait()
+		}
+		res.put(r.c.Name, f.allowed, round, fr.allowed)
+		res.put(r.c.Name, f.sent, round, fr.flooded)
+		res.put(r.c.Name, f.qd, round, fr.qdrops)
+		if err := r.reload(); err != nil {
+			return err
+		}
+		fr = l.floodRun(r, gen, flood, f.mode, o.PacedRate, o)
+		res.put(r.c.Name, f.lost, round, fr.lost)
+	}
+	lost, sent, qd := l.fairRun(r, gen, flood, o)
+	res.put(r.c.Name, mFairLost, round, lost)
+	res.put(r.c.Name, mFairSent, round, sent)
+	res.put(r.c.Name, mFairQD, round, qd)
+	return nil
+}
+
+// fairRun: one source floods an allowed port (the deep rule) with new
+// flows as fast as it goes, while the allowed generator sends new flows
+// from its other sources to the early rule at Options.PacedRate. It
+// returns the paced generator's packets lost, the flood's rate and the
+// NFQUEUE drops: whether one flooding source starves the others when the
+// queue is full anyway.
+func (l *Lab) fairRun(r *running, gen, flood *udpFlows, o *Options) (lost, floodRate, qdrops float64) {
 	l.FlushConntrack()
 	var stop atomic.Bool
-	done := make(chan [2]float64)
+	done := make(chan [2]float64, 1)
+	flood.src = srcOnePort
 	go func() {
-		n, d := flood.run(PortDenied, math.MaxInt32, o.FlowDur+time.Second, rate, &stop)
+		n, d := flood.run(PortUDPDeep, math.MaxInt32, o.FlowDur+2*time.Second, 0, &stop)
 		done <- [2]float64{float64(n), d.Seconds()}
 	}()
-	time.Sleep(100 * time.Millisecond) // the flood is on
-	st0, _ := r.nfgateStats()
+	time.Sleep(200 * time.Millisecond)
 	qd0, ud0 := l.QueueStats()
-	rx0 := l.ServerRx()
-	sent, d := gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, 0, nil)
-	rx1 := l.ServerRx()
-	qd1, ud1 := l.QueueStats()
+	rx0 := l.ServerPortRx(PortUDPEarly)
+	sent, d := gen.run(PortUDPEarly, o.FlowMax, o.FlowDur, o.PacedRate, nil)
 	stop.Store(true)
 	f := <-done
 	l.Settle()
-	if r.c.Kind == Nfgate && o.Log != io.Discard {
-		time.Sleep(time.Second) // a fresh stats file
-		st1, _ := r.nfgateStats()
-		fmt.Fprintf(o.Log, "flood %.0f/s: allowed sent %d delivered %d in %v; flood sent %.0f in %.2fs; queue drops %d, socket drops %d; nfgate queued %d accepted %d dropped %d deny-cache hits %d\n",
-			rate, sent, rx1-rx0, d.Round(time.Millisecond), f[0], f[1], qd1-qd0, ud1-ud0, st1.Queued["forward"]-st0.Queued["forward"],
-			st1.Accepted["forward"]-st0.Accepted["forward"], st1.Dropped["forward"]-st0.Dropped["forward"], st1.DenyHits-st0.DenyHits)
+	rx1 := l.ServerPortRx(PortUDPEarly)
+	qd1, ud1 := l.QueueStats()
+	lost = float64(int64(sent) - int64(rx1-rx0))
+	if o.Log != io.Discard {
+		fmt.Fprintf(o.Log, "%s allowed one-source flood: paced sent %d delivered %d in %v; flood sent %.0f in %.2fs; queue drops %d, socket drops %d\n",
+			r.c.Name, sent, rx1-rx0, d.Round(time.Millisecond), f[0], f[1], qd1-qd0, ud1-ud0)
 	}
-	return float64(rx1-rx0) / d.Seconds(), f[0] / f[1]
+	return lost, f[0] / f[1], float64(qd1 - qd0 + ud1 - ud0)
+}
+
+// startPerf records every CPU (call graphs) into file until SIGINT.
+func startPerf(file string, log io.Writer) *exec.Cmd {
+	perf := exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-g", "-F", "999", "-a", "-o", file)
+	perf.Stdout, perf.Stderr = log, log
+	if perf.Start() != nil {
+		return nil
+	}
+	time.Sleep(300 * time.Millisecond)
+	return perf
+}
+
+// floodResult is one flood run.
+type floodResult struct {
+	allowed float64 // allowed packets delivered per second of the sending window
+	lost    float64 // allowed packets sent and not delivered (paced runs: counted once the queue drained)
+	flooded float64 // flood packets sent per second
+	qdrops  float64 // NFQUEUE drops (queue full, socket buffer full) during the run
+}
+
+// floodRun runs the allowed generator to the deep rule (at rate, 0: as
+// fast as it goes) while the flood generator sends denied packets of
+// kind mode (0: no flood) as fast as it goes.
+func (l *Lab) floodRun(r *running, gen, flood *udpFlows, mode srcMode, rate float64, o *Options) floodResult {
+	l.FlushConntrack()
+	var stop atomic.Bool
+	done := make(chan [2]float64, 1)
+	if mode != 0 {
+		flood.src = mode
+		go func() {
+			n, d := flood.run(PortDenied, math.MaxInt32, o.FlowDur+2*time.Second, 0, &stop)
+			done <- [2]float64{float64(n), d.Seconds()}
+		}()
+		time.Sleep(200 * time.Millisecond) // the flood is on (and its first regions in)
+	} else {
+		done <- [2]float64{0, 1}
+	}
+	st0, _ := r.nfgateStats()
+	qd0, ud0 := l.QueueStats()
+	rx0 := l.ServerRx()
+	sent, d := gen.run(PortUDPDeep, o.FlowMax, o.FlowDur, rate, nil)
+	rx1 := l.ServerRx()
+	stop.Store(true)
+	f := <-done
+	l.Settle()
+	rx2 := l.ServerRx()
+	qd1, ud1 := l.QueueStats()
+	fr := floodResult{allowed: float64(rx1-rx0) / d.Seconds(), flooded: f[0] / f[1], qdrops: float64(qd1 - qd0 + ud1 - ud0)}
+	if rate > 0 {
+		fr.lost = float64(int64(sent) - int64(rx2-rx0))
+	}
+	if r.c.Kind == Nfgate && o.Log != io.Discard {
+		time.Sleep(1100 * time.Millisecond) // a fresh stats file
+		st1, _ := r.nfgateStats()
+		fmt.Fprintf(o.Log, "%s flood %d, allowed at %.0f/s: allowed sent %d delivered %d (%d after the queue drained) in %v; flood sent %.0f in %.2fs; queue drops %d, socket drops %d; nfgate queued %d accepted %d dropped %d deny-cache hits %d; regions installed %d, packets they dropped %d\n",
+			r.c.Name, mode, rate, sent, rx1-rx0, rx2-rx0, d.Round(time.Millisecond), f[0], f[1], qd1-qd0, ud1-ud0, st1.Queued["forward"]-st0.Queued["forward"],
+			st1.Accepted["forward"]-st0.Accepted["forward"], st1.Dropped["forward"]-st0.Dropped["forward"], st1.DenyHits-st0.DenyHits,
+			st1.Regions.Installed-st0.Regions.Installed, st1.Regions.Packets-st0.Regions.Packets)
+	}
+	return fr
 }
 
 // iperf runs one iperf3 TCP test client → server and returns Gbit/s.

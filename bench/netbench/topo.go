@@ -65,8 +65,9 @@ func NewLab(t TB) *Lab {
 	l.MustNS(nsServer, "sysctl", "-qw", "net.core.somaxconn=4096", "net.ipv4.tcp_max_syn_backlog=8192")
 	// The server drops the UDP generator's packets before any socket
 	// lookup (no ICMP port unreachable goes back), counting them.
-	l.MustNS(nsServer, "iptables", "-t", "raw", "-A", "PREROUTING", "-p", "udp", "-m", "multiport",
-		"--dports", fmt.Sprintf("%d,%d", PortUDPEarly, PortUDPDeep), "-j", "DROP")
+	for _, p := range []int{PortUDPEarly, PortUDPDeep} {
+		l.MustNS(nsServer, "iptables", "-t", "raw", "-A", "PREROUTING", "-p", "udp", "--dport", strconv.Itoa(p), "-j", "DROP")
+	}
 	l.parkedGW = l.park(nsGW)
 	l.parkedServer = l.park(nsServer)
 	return l
@@ -80,6 +81,22 @@ func (l *Lab) park(ns string) int {
 // ServerRx returns the server interface's received packet count.
 func (l *Lab) ServerRx() uint64 {
 	return netDevRx(l.parkedServer, "eth0")
+}
+
+// ServerPortRx returns the packets the server received for UDP port p
+// (its raw PREROUTING rule's counter).
+func (l *Lab) ServerPortRx(p int) uint64 {
+	out, err := l.Exec(nsServer, "iptables", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && strings.HasSuffix(line, fmt.Sprintf("udp dpt:%d", p)) {
+			v, _ := strconv.ParseUint(f[0], 10, 64)
+			return v
+		}
+	}
+	return 0
 }
 
 // netDevRx reads one interface's rx_packets from /proc/<pid>/net/dev.

@@ -24,6 +24,7 @@ import (
 	"github.com/nfgate/nfgate/engine"
 	"github.com/nfgate/nfgate/engine/denycache"
 	"github.com/nfgate/nfgate/engine/ipt"
+	"github.com/nfgate/nfgate/engine/kset"
 	"github.com/nfgate/nfgate/engine/links"
 	"github.com/nfgate/nfgate/engine/metrics"
 	"github.com/nfgate/nfgate/engine/nfq"
@@ -77,8 +78,11 @@ func cleanup(lockDir string, force bool, stderr io.Writer) int {
 	return 0
 }
 
-// removeRules removes nfgate's kernel rules (tests replace it).
-var removeRules = ipt.Cleanup
+// removeRules removes nfgate's kernel rules: its iptables chains and its
+// deny-region table (tests replace it).
+var removeRules = func() error {
+	return errors.Join(ipt.Cleanup(), kset.Remove())
+}
 
 // loadLive reads, validates and compiles path. On failure errs holds
 // one "file:line: problem" line per error.
@@ -336,6 +340,17 @@ func runMain(args []string) int {
 		ct = ctAdapter{c}
 	}
 	deny := denycache.NewClock(rt.DenyCacheSize, rt.DenyCacheTTL, engine.Nanotime) // the engine's monotonic clock: one read per lookup
+	// Kernel deny regions: denied floods dropped in the kernel (docs/architecture.md).
+	var regions engine.RegionSets
+	if rt.DenyRegionSize > 0 {
+		if err := kset.Available(0); err != nil {
+			log.Warn("kernel deny regions unavailable: every denied packet is queued", "err", err)
+		} else {
+			regions = kset.Open(0)
+		}
+	} else if err := kset.Remove(); err != nil {
+		log.Warn("removing the deny-region table of an earlier run", "err", err)
+	}
 	var tw *trace.Writer
 	var tracer engine.Tracer
 	if rt.TraceFile != "" {
@@ -350,7 +365,7 @@ func runMain(args []string) int {
 		tracer = engine.TracerOf(tw)
 	}
 	e, err := engine.New(engine.Options{Runtime: rt, Hooks: hooks, Links: engine.LinksOf(lt), Conntrack: ct,
-		Deny: engine.DenyCacheOf(deny), Tracer: tracer, Log: log, HookCheck: *hookCheck})
+		Deny: engine.DenyCacheOf(deny), Tracer: tracer, Log: log, HookCheck: *hookCheck, Regions: regions})
 	if err != nil {
 		log.Error("engine", "err", err)
 		return 1

@@ -129,11 +129,15 @@ var (
 	dHookErr   = desc("hook_check_errors_total", "Failed checks or reinstalls of the kernel hooks.")
 	dRecErr    = desc("reload_recheck_errors_total", "Reloads that went live but could not mark every existing flow for re-check (degraded).")
 	dRH0       = desc("routing_header0_dropped_total", "IPv6 packets with a type 0 routing header dropped on policed interfaces (nfgate extension; also in malformed_packets_total).")
+	dRgEvents  = desc("deny_region_events_total", "Kernel deny regions (nfgate extension): offered (denied packets handed to the installer), queue_full (offers refused: its queue was full), installed (elements), coalesced (requests an element already covered), stale (requests of a policy no longer live), inexpressible (boxes the kernel sets cannot hold), mismatch (the policy's region did not confirm the packet's decision: never expected), set_full (elements refused: the set was full), failsafe (elements kept away from a failsafe port), error (kernel refusals), flushed (reloads and binding changes), repaired (the table changed by someone else, restored), ended (elements gone).", "event")
+	dRgLive    = desc("deny_region_elements", "Kernel deny-region elements installed now.")
+	dRgPackets = desc("deny_region_dropped_packets_total", "Packets the kernel's deny regions dropped or rejected (element counters as last read, about every second).")
 )
 
 var allDescs = []*prometheus.Desc{dBuild, dVerdicts, dQueued, dRuleHits, dLatency, dDenyHits, dDenyLen, dDenyCap,
 	dDenyEvict, dMalformed, dDeadline, dVerdErr, dUndeliv, dTrunc, dReloads, dLastOK, dLastAt, dGen, dPolicy, dRecheck, dLastRe, dCut,
-	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0}
+	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0,
+	dRgEvents, dRgLive, dRgPackets}
 
 type collector struct {
 	o       Options
@@ -249,6 +253,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dHookErr, s.HookCheckErrs.Load())
 	counter(dRecErr, s.RecheckErrs.Load())
 	counter(dRH0, s.RoutingHeader0.Load())
+	for _, ev := range []struct {
+		name string
+		v    uint64
+	}{{"offered", s.RegionOffers.Load()}, {"queue_full", s.RegionQueueFull.Load()}, {"installed", s.RegionsInstalled.Load()},
+		{"coalesced", s.RegionCoalesced.Load()}, {"stale", s.RegionStale.Load()}, {"inexpressible", s.RegionInexpressible.Load()},
+		{"mismatch", s.RegionMismatch.Load()}, {"set_full", s.RegionSetFull.Load()}, {"failsafe", s.RegionFailsafe.Load()},
+		{"error", s.RegionErrors.Load()}, {"flushed", s.RegionFlushes.Load()}, {"repaired", s.RegionRepairs.Load()},
+		{"ended", s.RegionEnded.Load()}} {
+		counter(dRgEvents, ev.v, ev.name)
+	}
+	gauge(dRgLive, float64(s.RegionsLive.Load()))
+	counter(dRgPackets, s.RegionPackets.Load())
 
 	if c.o.Trace == nil {
 		counter(dTraceDrop, s.TraceDrops.Load())

@@ -77,6 +77,34 @@ func appendReload(b []byte, ev *ReloadEvent) []byte {
 	return append(b, "}\n"...)
 }
 
+// appendRegion appends a region line.
+func appendRegion(b []byte, ev *RegionEvent) []byte {
+	b = append(b, `{"time":`...)
+	b = appendTime(b, ev.Ended)
+	b = append(b, `,"type":"region","installed":`...)
+	b = appendTime(b, ev.Installed)
+	b = appendStringField(b, "end", ev.End)
+	b = appendUintField(b, "gen", ev.Gen)
+	b = appendStringField(b, "hash", ev.Hash)
+	b = appendStringField(b, "stage", ev.Stage)
+	b = appendStringField(b, "in", ev.In)
+	b = appendStringField(b, "out", ev.Out)
+	b = appendStringField(b, "set", ev.Set)
+	b = appendStringField(b, "region", ev.Box)
+	b = appendStringField(b, "verdict", ev.Verdict)
+	b = appendStringField(b, "endpoint", ev.Endpoint)
+	b = appendStringField(b, "tier", ev.Tier)
+	b = appendStringField(b, "policy", ev.Policy)
+	if ev.Rule >= 0 {
+		b = append(b, `,"rule":`...)
+		b = strconv.AppendInt(b, int64(ev.Rule), 10)
+	}
+	b = appendStringField(b, "reason", ev.Reason)
+	b = appendUintField(b, "packets", ev.Packets)
+	b = appendUintField(b, "bytes", ev.Bytes)
+	return append(b, "}\n"...)
+}
+
 // appendDropped appends the line reporting n lost records.
 func appendDropped(b []byte, t time.Time, n uint64) []byte {
 	b = append(b, `{"time":`...)

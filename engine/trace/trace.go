@@ -20,6 +20,13 @@
 //	 "queue":N,"logged":true,"note":S}
 //	{"time":RFC3339Nano,"type":"reload","gen":N,"hash":S,"ok":B,"errors":[S...],
 //	 "rechecked":N,"cut":N,"files":[S...]}
+//	{"time":RFC3339Nano,"type":"region","installed":RFC3339Nano,"end":S,"gen":N,
+//	 "hash":S,"stage":S,"in":S,"out":S,"set":S,"region":S,"verdict":S,"endpoint":S,
+//	 "tier":S,"policy":S,"rule":N,"reason":S,"packets":N,"bytes":N}
+//
+// A region line is written once per kernel deny region, when it ends
+// (time; end says why: expired, flushed, rebound, repaired, gone,
+// stopped), with the packets and bytes the kernel dropped in it.
 //
 // proto is the protocol's name (tcp, udp, icmp, icmpv6, sctp, udplite) or
 // its decimal number as a string, left out when neither Family nor Proto is
@@ -83,6 +90,25 @@ type ReloadEvent struct {
 	Warnings  []string  // the reload went live, degraded (re-check incomplete)
 }
 
+// RegionEvent is one kernel deny region, written when it ends.
+type RegionEvent struct {
+	Installed, Ended time.Time
+	End              string
+	Gen              uint64
+	Hash             string
+	Stage            string
+	In, Out          string
+	Set              string
+	Box              string
+	Verdict          string
+	Endpoint         string
+	Tier             string
+	Policy           string
+	Rule             int32
+	Reason           string
+	Packets, Bytes   uint64
+}
+
 // Stats counts what happened to records since Open. Written + Dropped is
 // every record offered to Enqueue.
 type Stats struct {
@@ -115,6 +141,7 @@ type ctlMsg struct {
 // is disabled: it accepts and discards everything and counts nothing.
 type Writer struct {
 	recs chan Record
+	regs chan RegionEvent
 	ctl  chan ctlMsg
 	wake chan struct{} // nudges the writer to report drops
 	done chan struct{}
@@ -219,6 +246,7 @@ func start(out io.Writer, f *os.File, path string, buffer int) *Writer {
 	}
 	w := &Writer{
 		recs: make(chan Record, buffer),
+		regs: make(chan RegionEvent, 256),
 		ctl:  make(chan ctlMsg),
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
@@ -277,6 +305,27 @@ func (w *Writer) Reload(ev ReloadEvent) {
 		ev.Time = time.Now()
 	}
 	w.call(ctlMsg{kind: ctlReload, ev: ev})
+}
+
+// Region queues a region line without blocking (a full queue drops it,
+// counted and reported like a dropped record).
+func (w *Writer) Region(ev RegionEvent) {
+	if !w.Enabled() {
+		return
+	}
+	if !w.closed.Load() {
+		select {
+		case w.regs <- ev:
+			return
+		default:
+		}
+	}
+	w.dropped.Add(1)
+	w.pending.Add(1)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Flush waits until every record queued before the call is written to the
@@ -355,6 +404,12 @@ func (w *Writer) run() {
 				w.reportDrops()
 				keep(w.flush())
 			}
+		case ev := <-w.regs:
+			w.buf = appendRegion(w.buf[:0], &ev)
+			w.add(w.buf, false, 0)
+			if len(w.recs) == 0 && len(w.regs) == 0 {
+				keep(w.flush())
+			}
 		case <-w.wake:
 			w.reportDrops()
 			keep(w.flush())
@@ -363,6 +418,11 @@ func (w *Writer) run() {
 			for n := len(w.recs); n > 0; n-- {
 				r := <-w.recs
 				keep(w.writeRecord(&r))
+			}
+			for n := len(w.regs); n > 0; n-- {
+				ev := <-w.regs
+				w.buf = appendRegion(w.buf[:0], &ev)
+				w.add(w.buf, false, 0)
 			}
 			w.reportDrops()
 			var err error

@@ -19,7 +19,8 @@
 //	[engine]                        # main file only; Runtime (never changes verdicts)
 //	queueBase = 100, queues = 0, failureMode = "closed", markMask = "0x00ff0000",
 //	deadline = "200ms", traceFile = "", traceBuffer = 65536, denyCacheSize = 65536,
-//	denyCacheTTL = "2s", iptablesBackend = "auto", metricsAddress = ""
+//	denyCacheTTL = "2s", iptablesBackend = "auto", metricsAddress = "",
+//	denyRegionSize = 4096, denyRegionTTL = "10s"
 //
 // # Resources (TOML, in the main file or fragments)
 //

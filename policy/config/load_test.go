@@ -245,6 +245,8 @@ denyCacheSize = 0
 denyCacheTTL = "5s"
 iptablesBackend = "nft"
 metricsAddress = "127.0.0.1:9464"
+denyRegionSize = 0
+denyRegionTTL = "1m"
 `})
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +265,8 @@ metricsAddress = "127.0.0.1:9464"
 		t.Errorf("settings (-want +got):\n%s", d)
 	}
 	wantRT := Runtime{QueueBase: 200, Queues: 4, FailureMode: FailOpen, MarkMask: 0xff000, Deadline: 50 * time.Millisecond,
-		TraceFile: "-", TraceBuffer: 10, DenyCacheSize: 0, DenyCacheTTL: 5 * time.Second, IptablesBackend: "nft", MetricsAddress: "127.0.0.1:9464"}
+		TraceFile: "-", TraceBuffer: 10, DenyCacheSize: 0, DenyCacheTTL: 5 * time.Second, IptablesBackend: "nft", MetricsAddress: "127.0.0.1:9464",
+		DenyRegionSize: 0, DenyRegionTTL: time.Minute}
 	if d := cmp.Diff(wantRT, l.Runtime); d != "" {
 		t.Errorf("runtime (-want +got):\n%s", d)
 	}
@@ -422,3 +425,17 @@ func TestIncludes(t *testing.T) {
 }
 
 var reComparer = cmp.Comparer(func(a, b *regexp.Regexp) bool { return a.String() == b.String() })
+
+// The deny-region keys are bounded: out-of-range values are errors naming
+// file, line and key.
+func TestDenyRegionBounds(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{`denyRegionSize = 70000`, `main.toml:4:1: engine.denyRegionSize: denyRegionSize must be between 0 and 65536`},
+		{`denyRegionSize = -1`, `main.toml:4:1: engine.denyRegionSize: denyRegionSize must be between 0 and 65536`},
+		{`denyRegionTTL = "500ms"`, `main.toml:4:1: engine.denyRegionTTL: denyRegionTTL must be at least 1s`},
+		{`denyRegionTTL = "2h"`, `main.toml:4:1: engine.denyRegionTTL: denyRegionTTL must be at most 1h`},
+	} {
+		_, err := loadMem(map[string]string{"main.toml": "[gateway]\nnodeName = \"gw\"\n[engine]\n" + c.line + "\n"})
+		checkDiags(t, err, []string{c.want})
+	}
+}

@@ -42,6 +42,10 @@ type Runtime struct {
 	// keeps a flood of denied packets off the classifier.
 	DenyCacheSize int           // default 65536
 	DenyCacheTTL  time.Duration // default 2s
+	// DenyRegionSize bounds each kernel deny-region set (elements; 0: no
+	// kernel deny regions); DenyRegionTTL is how long an element lives.
+	DenyRegionSize int           // default 4096
+	DenyRegionTTL  time.Duration // default 10s
 	// IptablesBackend: "auto" (default), "nft" or "legacy".
 	IptablesBackend string
 	// MetricsAddress: "" (default) disables metrics; loopback only unless
@@ -70,6 +74,8 @@ func DefaultRuntime() Runtime {
 		TraceBuffer:     65536,
 		DenyCacheSize:   65536,
 		DenyCacheTTL:    2 * time.Second,
+		DenyRegionSize:  4096,
+		DenyRegionTTL:   10 * time.Second,
 		IptablesBackend: "auto",
 	}
 }

@@ -546,7 +546,7 @@ func parseFailsafeEntry(entry string) (policy.ProtoPort, error) {
 
 var engineFields = []string{"queueBase", "queues", "failureMode", "markMask", "deadline", "traceFile",
 	"traceBuffer", "denyCacheSize", "denyCacheTTL", "iptablesBackend", "metricsAddress",
-	"metricsAllowRemote"}
+	"metricsAllowRemote", "denyRegionSize", "denyRegionTTL"}
 
 func (c *conv) runtime(n *node) Runtime {
 	rt := DefaultRuntime()
@@ -632,6 +632,16 @@ func (c *conv) runtime(n *node) Runtime {
 	}
 	if d, ok := dur("denyCacheTTL", 0); ok {
 		rt.DenyCacheTTL = d
+	}
+	if v, ok := intIn("denyRegionSize", 0, 65536); ok {
+		rt.DenyRegionSize = int(v)
+	}
+	if d, ok := dur("denyRegionTTL", time.Second); ok {
+		if d > time.Hour {
+			c.errf(n.get("denyRegionTTL"), "denyRegionTTL must be at most 1h")
+		} else {
+			rt.DenyRegionTTL = d
+		}
 	}
 	if s, ok := c.str(n.get("iptablesBackend")); ok {
 		switch s {

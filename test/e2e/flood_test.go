@@ -83,7 +83,9 @@ func TestDenyFlood(t *testing.T) {
 		}
 		c.is(fmt.Sprintf("%s flood: most SSH connections during the flood succeed", mode), ok*10 >= attempts*8, true)
 		if mode == "same flow" {
-			c.is("same-flow flood answered from the deny cache", hits > 0, true)
+			// Since issue 14 a kernel deny region takes such a flood over
+			// (and the deny cache keeps only what the kernel cannot hold).
+			c.is("same-flow flood answered from the deny cache or a kernel region", hits > 0 || d.regions().Installed > 0, true)
 		}
 	}
 }
