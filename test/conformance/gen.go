@@ -592,7 +592,7 @@ func (g *gen) cidr(a netip.Addr) string {
 	}
 	p := netip.PrefixFrom(a, bits).Masked()
 	if bits == 32 || bits == 128 {
-		if g.chance(0.05) {
+		if !g.o.Clean && g.chance(0.05) {
 			// A bare IP: Calico's validator refuses it (issue 11 item
 			// 10), so the whole case compares only the refusal: rare.
 			return a.String()

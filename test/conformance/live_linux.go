@@ -68,6 +68,10 @@ nodeName = "gw"
 [engine]
 queues = 1
 traceFile = %q
+# Per-packet verdicts: a kernel deny region would drop later probes
+# without a verdict line. Regions are checked against the oracle
+# (engine/regions_oracle_test.go) and end to end (test/e2e/regions_test.go).
+denyRegionSize = 0
 `
 
 // emptyCase is a valid configuration with no resources, to start from.

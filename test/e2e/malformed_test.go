@@ -276,7 +276,9 @@ func TestMalformedPacketsInNamespace(t *testing.T) {
 	t.Parallel()
 	lab := netlab.NewGateway(t)
 	netlab.EchoServer(lab.Listen(netlab.GW, "tcp", ":22"))
-	d := startDaemon(t, lab, malformedPolicy, "")
+	// Every odd packet must reach the queue: no kernel deny region from
+	// the control packet's denial.
+	d := startDaemon(t, lab, malformedPolicy, "denyRegionSize = 0")
 	c := checker{t}
 	gwMAC, err := net.ParseMAC(strings.TrimSpace(lab.MustNS(netlab.GW, "cat", "/sys/class/net/app0/address")))
 	if err != nil {

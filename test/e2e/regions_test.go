@@ -429,3 +429,34 @@ func TestRegionsWithLegacyBackend(t *testing.T) {
 	c.is("allowed SSH succeeds at the first SYN during the flood", ok, true)
 	c.is("the flood died in the kernel (under 5% of it queued)", sent > 1000 && float64(queued) < 0.05*float64(sent), true)
 }
+
+// A region is a denial the live policy proved; it keeps dropping its
+// traffic in the kernel when the daemon dies, also in failure mode open,
+// until its timeout (denyRegionTTL, plus the kernel's 2 s margin), and
+// only then does the queue bypass let that traffic through undecided.
+// (The queue's own failure modes are tested without regions:
+// TestFailureMatrix.)
+func TestRegionsOutliveTheDaemon(t *testing.T) {
+	lab := netlab.NewGateway(t)
+	for _, p := range []string{"22", "80"} {
+		netlab.EchoServer(lab.Listen(netlab.Maint, "tcp", ":"+p))
+	}
+	d := startDaemon(t, lab, fmt.Sprintf(maintTwoPorts, "22"), "failureMode = \"open\"\ndenyRegionTTL = \"3s\"")
+	c := checker{t}
+	c.is("daemon up: TCP/80 denied", lab.TCPWorks(netlab.Client, netlab.MaintIP+":80", shortWait), false)
+	v := d.waitRegions(3*time.Second, func(v regionView) bool { return v.Live > 0 })
+	c.is("the denial installed a region", v.Live > 0, true)
+	d.Kill()
+	killed := time.Now()
+	c.is("daemon dead (open): TCP/80 still dropped by the region", lab.TCPWorks(netlab.Client, netlab.MaintIP+":80", shortWait), false)
+	c.is("daemon dead (open): failsafe SSH works", lab.TCPWorks(netlab.Client, netlab.MaintIP+":22", 2*time.Second), true)
+	passed := false
+	for time.Since(killed) < 15*time.Second && !passed {
+		passed = lab.TCPWorks(netlab.Client, netlab.MaintIP+":80", shortWait)
+		if !passed {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	c.is("after the region's timeout the queue bypass lets TCP/80 through", passed, true)
+	t.Logf("TCP/80 passed %v after the kill (denyRegionTTL 3s)", time.Since(killed).Round(100*time.Millisecond))
+}
