@@ -100,7 +100,7 @@ func TestFailureMatrix(t *testing.T) {
 			netlab.EchoServer(lab.Listen(netlab.LanB, "tcp", ":80"))
 			c := checker{t}
 			d := startDaemon(t, lab, fmt.Sprintf(maintTwoPorts, "22"), fmt.Sprintf("failureMode = %q\ndenyRegionSize = 0", mode)) // the queue's failure modes alone (regions outlive a failure: TestRegionsOutliveTheDaemon)
-			fwdQueue := 100 + 4 // queueBase + forward stage (one queue per stage)
+			fwdQueue := 100 + 4                                                                                                   // queueBase + forward stage (one queue per stage)
 			cell := func(name string) func(string, bool, bool) {
 				return func(what string, got, want bool) {
 					t.Helper()
