@@ -100,6 +100,7 @@ type Engine struct {
 	workers []*worker
 	wmu     sync.Mutex
 	rg      *regionMgr // nil: no kernel deny regions
+	cutmem  *cutMemory // flows re-checks cut (cutmem.go)
 	repoch  uint64     // last region epoch handed out (under mu)
 }
 
@@ -121,10 +122,14 @@ type Stats struct {
 	Rechecked   atomic.Uint64 // flows marked for re-check by reloads
 	Cut         atomic.Uint64 // re-checked flows the new policy denied
 	CutErr      atomic.Uint64
-	TraceDrops  atomic.Uint64
-	Reloads     atomic.Uint64
-	ReloadErrs  atomic.Uint64
-	Panics      atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
+	// CutFlowDrops counts new packets of cut flows dropped (cutmem.go);
+	// CutMemoryFull counts cuts the full memory could not remember.
+	CutFlowDrops  atomic.Uint64
+	CutMemoryFull atomic.Uint64
+	TraceDrops    atomic.Uint64
+	Reloads       atomic.Uint64
+	ReloadErrs    atomic.Uint64
+	Panics        atomic.Uint64 // evaluations that panicked (answered with the failure-mode verdict)
 	// HookRepairs counts reinstalls of hooks someone else changed;
 	// HookCheckErrs failed checks (heal.go). RecheckErrs counts reloads
 	// whose re-check of existing flows failed (the reload is degraded).
@@ -182,10 +187,14 @@ type StatsView struct {
 	Rechecked   uint64            `json:"rechecked"`
 	Cut         uint64            `json:"cut"`
 	CutErr      uint64            `json:"cut_errors"`
-	TraceDrops  uint64            `json:"trace_drops"`
-	Reloads     uint64            `json:"reloads"`
-	ReloadErrs  uint64            `json:"reload_errors"`
-	Panics      uint64            `json:"panics"`
+	// CutFlowDrops: new packets of cut flows dropped; CutMemoryFull:
+	// cuts not remembered (nfgate extension, cutmem.go).
+	CutFlowDrops  uint64 `json:"cut_flow_drops"`
+	CutMemoryFull uint64 `json:"cut_memory_full"`
+	TraceDrops    uint64 `json:"trace_drops"`
+	Reloads       uint64 `json:"reloads"`
+	ReloadErrs    uint64 `json:"reload_errors"`
+	Panics        uint64 `json:"panics"`
 	// HookRepairs: hooks someone else changed, reinstalled.
 	HookRepairs   uint64 `json:"hook_repairs"`
 	HookCheckErrs uint64 `json:"hook_check_errors"`
@@ -245,7 +254,8 @@ func New(o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, mono: mono, cuts: make(chan FlowTuple, 1024)}
+	e := &Engine{opt: o, rt: rt, marks: m, log: o.Log, now: o.Now, mono: mono, cuts: make(chan FlowTuple, 1024),
+		cutmem: newCutMemory(cutFlowMax, cutFlowTTL)}
 	if o.Regions != nil && rt.DenyRegionSize > 0 {
 		e.rg = newRegionMgr(e, o.Regions, rt.DenyRegionSize, rt.DenyRegionTTL)
 	}
@@ -300,6 +310,8 @@ func (e *Engine) Snapshot() StatsView {
 	v.Rechecked = s.Rechecked.Load()
 	v.Cut = s.Cut.Load()
 	v.CutErr = s.CutErr.Load()
+	v.CutFlowDrops = s.CutFlowDrops.Load()
+	v.CutMemoryFull = s.CutMemoryFull.Load()
 	v.TraceDrops = s.TraceDrops.Load()
 	v.Reloads = s.Reloads.Load()
 	v.ReloadErrs = s.ReloadErrs.Load()
@@ -421,6 +433,7 @@ func (e *Engine) Swap(l *Loaded) (ReloadResult, error) {
 		if e.opt.Deny != nil {
 			e.opt.Deny.Purge()
 		}
+		e.cutmem.clear()
 		t2 := time.Now()
 		if e.opt.Conntrack != nil {
 			m := e.marks
@@ -648,19 +661,32 @@ func (e *Engine) watchLinks(ctx context.Context) {
 	}
 }
 
+// cutFlow remembers a flow a re-check denied (cutmem.go) and deletes its
+// conntrack entry.
+func (e *Engine) cutFlow(t FlowTuple) {
+	if e.opt.Conntrack == nil {
+		return
+	}
+	// Remembered first: the peer's retransmission must not find the entry
+	// gone and the flow unremembered.
+	if !e.cutmem.add(t, e.nanos()) {
+		if e.stats.CutMemoryFull.Add(1) == 1 {
+			e.log.Warn("the memory of cut flows is full: a cut flow's peer may revive it", "max", cutFlowMax)
+		}
+	}
+	if err := e.opt.Conntrack.Cut(t); err != nil {
+		e.stats.CutErr.Add(1)
+		e.log.Debug("cut flow", "err", err)
+	}
+}
+
 func (e *Engine) cutter(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case t := <-e.cuts:
-			if e.opt.Conntrack == nil {
-				continue
-			}
-			if err := e.opt.Conntrack.Cut(t); err != nil {
-				e.stats.CutErr.Add(1)
-				e.log.Debug("cut flow", "err", err)
-			}
+			e.cutFlow(t)
 		}
 	}
 }

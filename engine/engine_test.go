@@ -490,3 +490,54 @@ func TestPlanDispatch(t *testing.T) {
 		t.Errorf("star: pre=%+v filt=%+v", pre, filt)
 	}
 }
+
+// A flow a re-check cut stays cut: the peer's retransmission, which the
+// kernel's loose pickup makes a new flow the other way round, is dropped
+// though the policy has nothing to say about that direction (NONE), and
+// so is a new packet the original way; other flows are not touched; a
+// reload forgets the cut flows (the new policy decides again).
+func TestCutFlowStaysCut(t *testing.T) {
+	l := newLab(t, config.FailClosed)
+	deny := true
+	l.pol.ForwardFn = func(in, out policy.EndpointID, acc bool, pkt *classify.Packet) policy.Decision {
+		if deny && pkt.DstPort == 80 {
+			return enginetest.Decide(policy.Drop, 1, 0)
+		}
+		return enginetest.NoDecision
+	}
+	q, h := l.queue(policy.StageForward)
+	h(fwdPacket(1, 40000, 80, l.m.Recheck))
+	for _, c := range l.e.CutsForTest() {
+		l.e.CutFlowForTest(c)
+	}
+	if n := l.ct.CutCount(); n != 1 {
+		t.Fatalf("%d conntrack entries deleted, want 1", n)
+	}
+	reversed := &engine.Packet{ID: 2, Hook: engine.HookForward, InIf: ifServer, OutIf: ifClient,
+		Payload: enginetest.TCP4("198.19.0.2", "198.18.0.2", 80, 40000)}
+	h(reversed)
+	deny = false // even where the policy would now accept the original way
+	h(fwdPacket(3, 40000, 80, 0))
+	h(fwdPacket(4, 40001, 80, 0)) // another flow
+	vs := q.Verdicts()
+	for i, want := range []engine.Action{engine.NfDrop, engine.NfDrop, engine.NfDrop, engine.NfRepeat} {
+		if vs[i].Action != want {
+			t.Errorf("packet %d: %+v, want action %v", vs[i].ID, vs[i], want)
+		}
+	}
+	if r := l.tracer.Records[1]; r.Reason != "cut-flow" || r.Verdict != "DROP" {
+		t.Errorf("reversed packet's trace %+v, want DROP cut-flow", r)
+	}
+	// (packet 3 may be answered by the deny cache the re-check filled)
+	if s := l.e.Snapshot(); s.CutFlowDrops < 1 {
+		t.Errorf("cut_flow_drops %d, want at least 1", s.CutFlowDrops)
+	}
+	if _, err := l.e.Reload(&engine.Loaded{Policy: l.pol, Config: &policy.Config{}, Hash: "def"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	reversed.ID = 5
+	h(reversed)
+	if v := q.Verdicts()[4]; v.Action != engine.NfRepeat {
+		t.Errorf("after a reload the reversed packet got %+v, want the policy's NONE", v)
+	}
+}

@@ -31,6 +31,9 @@ func (e *Engine) CutsForTest() []FlowTuple {
 
 var VerdictFor = verdictFor
 
+// CutFlowForTest does what the cutter does with a cut flow.
+func (e *Engine) CutFlowForTest(t FlowTuple) { e.cutFlow(t) }
+
 // FailVerdictForTest is the watchdog's failure-mode verdict for a packet of stage st.
 func (e *Engine) FailVerdictForTest(st policy.Stage, mark uint32) (Action, uint32) {
 	return e.failVerdict(mark)

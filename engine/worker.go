@@ -349,6 +349,13 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		s = ns
 		d, policed, cached = w.evaluate(s, p, pkt)
 	}
+	if policed && !cached && st != policy.StageUntracked && p.Mark&m.Recheck == 0 && d.Verdict != policy.Drop &&
+		e.cutmem.has(pkt, e.nanos()) {
+		// A new packet of a flow a re-check cut (either orientation):
+		// it stays cut (cutmem.go).
+		d = policy.Decision{Verdict: policy.Drop, Reason: policy.ReasonCutFlow, Endpoint: d.Endpoint,
+			Tier: policy.NoIndex, Policy: policy.NoIndex, Rule: policy.NoIndex}
+	}
 	if cached {
 		e.stats.DenyHits.Add(1)
 		e.stats.Dropped[st].Add(1)
@@ -372,6 +379,9 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		}
 		note = pkt.Reason.String()
 	case !policed:
+	case d.Reason == policy.ReasonCutFlow:
+		e.stats.CutFlowDrops.Add(1)
+		note = "cut-flow"
 	default:
 		// A denial the kernel can take over (regionmgr.go) is not cached
 		// here: the flow's later packets die in the kernel, and an empty

@@ -73,11 +73,14 @@ const (
 	// interface to the host, which Felix accepts before the workload
 	// dispatch (rules/static.go ICMPv6Filter).
 	ReasonWorkloadICMPv6
+	// ReasonCutFlow: a new packet, in either direction, of a flow a
+	// reload's re-check cut (nfgate extension; engine/cutmem.go).
+	ReasonCutFlow
 )
 
 var reasonNames = [...]string{"rule", "profile", "failsafe", "end-of-tier", "no-profile",
 	"default-allow-forward", "not-policed", "no-match", "conntrack", "earlier-stage", "malformed", "unknown-workload-interface",
-	"workload-icmpv6"}
+	"workload-icmpv6", "cut-flow"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
