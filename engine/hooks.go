@@ -365,10 +365,15 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			// polices it here, where nothing is accepted, only returned
 			// (the verdict is NONE: the host's filter OUTPUT rules have
 			// decided) or dropped; so every ACCEPT of the output chain is
-			// a RETURN here.
+			// a RETURN here. Forwarded traffic is told apart as Calico
+			// does, by a mark filter FORWARD leaves on it (FwdDone: the
+			// forward stage's decision, or the marker NFGATE-FORWARD sets
+			// on what it does not decide), not by its source address: a
+			// local packet from a foreign address (a raw or transparent
+			// socket, a removed address) is policed like any other.
 			post.Rules = append(post.Rules, repeat(m.OutDone, 0, "NFGATE-POST-DONE"), passRule,
 				"-m conntrack ! --ctstate DNAT -j RETURN",
-				"-m addrtype ! --src-type LOCAL -j RETURN")
+				markIs(m.FwdDone(), m.FwdDone())+" -j RETURN")
 			post.Rules = append(post.Rules, dispatch(p.Filter, "-o", "NFGATE-OUT")...)
 			outc.Rules = acceptToReturn(localChain(p, m, ct, fsOut, m.OutDone, "", save, trackedQueue(policy.StageOutput)))
 			postDone.Rules = []string{save}
@@ -423,8 +428,23 @@ func Render(p *HookPlan, family uint8) *Ruleset {
 			outc.Rules = localChain(p, m, ct, fsOut, m.OutDone, rejectTarget(p.Reject), save, trackedQueue(policy.StageOutput))
 			outDone.Rules = []string{save, "-j ACCEPT"}
 
-			fwd.Rules = append(fwd.Rules, repeat(m.FwdDone(), m.Reject, "NFGATE-FWD-DONE"), passRule)
+			// Every forwarded packet leaves this hook marked forwarded
+			// (FwdDone) for mangle POSTROUTING, which polices DNAT'd
+			// local output only (Calico's filter FORWARD tail sets its
+			// accept mark for the same purpose): the forward stage's
+			// decisions carry the bit, the fail-open NONE and what no
+			// policed chain takes get it here. No save rule meets the
+			// marker: the forward stage's saves come before it, and
+			// mangle POSTROUTING's save (NFGATE-POST-DONE) needs OutDone,
+			// which the marker alone never carries. What the ct
+			// rules of NFGATE-FWD accept, and a catch-all's unpoliced
+			// pairs, mangle POSTROUTING returns anyway (the same ct
+			// rules; an unpoliced out-interface).
+			marker := "-j MARK --set-xmark " + hex(m.FwdDone()) + "/" + hex(m.FwdDone())
+			fwd.Rules = append(fwd.Rules, repeat(m.FwdDone(), m.Reject, "NFGATE-FWD-DONE"),
+				markIs(m.Pass, m.Pass)+" "+marker, passRule)
 			fwd.Rules = append(fwd.Rules, dispatchForward(p.Filter, "NFGATE-FWD")...)
+			fwd.Rules = append(fwd.Rules, marker)
 			fwdc.Rules = append(fwdc.Rules, ct...)
 			fwdc.Rules = append(fwdc.Rules, markIs(m.FwdDone()|m.Reject, m.FwdDone()|m.Reject)+" -j "+rejectTarget(p.Reject))
 			fwdc.Rules = append(fwdc.Rules,

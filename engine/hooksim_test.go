@@ -591,3 +591,175 @@ func TestLoopedBackPacketMeetsIngressPolicy(t *testing.T) {
 		t.Errorf("looped back: filter INPUT %s, want lo's input stage (queued)", got)
 	}
 }
+
+// TestPostroutingPolicesLocalOutputNotForwarded: mangle POSTROUTING
+// polices DNAT'd locally originated packets whatever their source address,
+// and leaves forwarded ones alone, as Calico's cali-POSTROUTING does (it
+// returns on the accept mark its filter FORWARD tail sets on every
+// forwarded packet, felix/rules/static.go StaticFilterForwardAppendRules,
+// StaticManglePostroutingChain). nfgate used to tell them apart by the
+// source address (`! --src-type LOCAL`), so a local packet from a foreign
+// address (a raw or transparent socket) was never policed: wider than
+// Calico (conformance cause new-dnat-output-foreign-source).
+func TestPostroutingPolicesLocalOutputNotForwarded(t *testing.T) {
+	const watchdog = policy.Verdict(255) // the watchdog's fail-open answer, not a policy verdict
+	catchAll := engine.Dispatch{CatchAll: true, Names: []string{"eth2", "eth3"}}
+	outQueue := "QUEUE:" + strconv.Itoa(100+int(policy.StageOutput))
+	for _, open := range []bool{false, true} {
+		plan := simPlan(false, open)
+		tabs := simLoad(engine.Render(plan, 4))
+		m := plan.Marks
+		caTabs := func() simTables {
+			p := simPlan(false, open)
+			p.Filter = catchAll
+			return simLoad(engine.Render(p, 4))
+		}()
+		e := newOpenEngine(t)
+		answer := func(st policy.Stage, hook uint8, v policy.Verdict) func(uint32) (engine.Action, uint32) {
+			return func(mark uint32) (engine.Action, uint32) {
+				if v == watchdog {
+					return e.FailVerdictForTest(st, mark)
+				}
+				return engine.VerdictFor(m, st, hook, v, false, mark)
+			}
+		}
+
+		// Locally originated, DNAT'd in nat OUTPUT, from a local or a
+		// foreign source: filter OUTPUT leaves it (ctstate DNAT), mangle
+		// POSTROUTING queues it to the output stage, whose Deny drops
+		// and whose Allow is NONE, remembered in the connmark.
+		post := hookCase{"output after DNAT", policy.StageOutput, engine.HookPostrouting, "mangle", "POSTROUTING", "", "eth0", true, true}
+		for _, srcLocal := range []bool{true, false} {
+			for _, v := range []policy.Verdict{policy.Drop, policy.Accept} {
+				name := fmt.Sprintf("open=%v local output, local source=%v, %v", open, srcLocal, v)
+				p := newSimPkt(post)
+				p.srcLocal = srcLocal
+				simHook(t, tabs, "mangle", "OUTPUT", p)
+				if got := simHook(t, tabs, "filter", "OUTPUT", p); got != "HOST" {
+					t.Errorf("%s: filter OUTPUT %s, want HOST (DNAT'd: mangle POSTROUTING polices it)", name, got)
+				}
+				q := *p
+				if got := simHook(t, tabs, "mangle", "POSTROUTING", &q); got != outQueue {
+					t.Errorf("%s: mangle POSTROUTING %s, want the output stage (%s)", name, got, outQueue)
+					continue
+				}
+				want := map[policy.Verdict]string{policy.Drop: "DROP", policy.Accept: "HOST"}[v]
+				if got, n := deliver(t, tabs, post, p, answer(policy.StageOutput, engine.HookPostrouting, v)); got != want || n != 1 {
+					t.Errorf("%s: %s after %d queueings, want %s after 1", name, got, n, want)
+				}
+				if v == policy.Accept && *p.connmark&m.OutDone == 0 {
+					t.Errorf("%s: connmark %#x: the decision is not remembered", name, *p.connmark)
+				}
+			}
+		}
+
+		// Forwarded DNAT'd packets: whatever the forward stage said (or
+		// did not say), mangle POSTROUTING returns them without a queue.
+		type fwdCase struct {
+			name    string
+			tabs    simTables
+			in, out string
+			ct      string
+			cm      uint32         // connmark before the packet
+			pre     policy.Verdict // preDNAT verdict when eth0 is the in-interface
+			fwd     policy.Verdict // forward verdict (or the watchdog's answer)
+			marked  bool           // must carry the forwarded marker
+		}
+		var cases []fwdCase
+		for _, v := range []policy.Verdict{policy.Accept, policy.None, watchdog} {
+			cases = append(cases,
+				fwdCase{"policed in-interface", tabs, "eth0", "eth1", "NEW", 0, policy.None, v, true},
+				fwdCase{"policed out-interface", tabs, "eth1", "eth0", "NEW", 0, policy.None, v, true},
+				fwdCase{"preDNAT Allow, policed", tabs, "eth0", "eth1", "NEW", 0, policy.Accept, v, true},
+				fwdCase{"re-checked flow", tabs, "eth1", "eth0", "ESTABLISHED", m.Recheck, policy.None, v, true},
+			)
+		}
+		cases = append(cases,
+			fwdCase{"unpoliced interfaces", tabs, "eth1", "eth2", "NEW", 0, policy.None, policy.None, true},
+			fwdCase{"preDNAT Allow, unpoliced out", tabs, "eth0", "eth2", "NEW", 0, policy.Accept, policy.None, true},
+			fwdCase{"established", tabs, "eth1", "eth0", "ESTABLISHED", 0, policy.None, policy.None, false},
+			fwdCase{"catch-all, unpoliced pair", caTabs, "eth2", "eth3", "NEW", 0, policy.None, policy.None, false},
+			fwdCase{"catch-all, policed", caTabs, "eth1", "eth3", "NEW", 0, policy.None, policy.Accept, true},
+		)
+		for _, c := range cases {
+			fv := c.fwd.String()
+			if c.fwd == watchdog {
+				fv = "watchdog fail-open"
+			}
+			name := fmt.Sprintf("open=%v forwarded, %s %s>%s %s, forward %s", open, c.name, c.in, c.out, c.ct, fv)
+			cm := c.cm
+			p := &simPkt{ct: c.ct, in: c.in, out: c.out, dnat: true, connmark: &cm}
+			preH := hookCase{"preDNAT", policy.StagePreDNAT, engine.HookPrerouting, "mangle", "PREROUTING", c.in, "", false, false}
+			if got, _ := deliver(t, c.tabs, preH, p, answer(policy.StagePreDNAT, engine.HookPrerouting, c.pre)); got == "DROP" {
+				t.Fatalf("%s: mangle PREROUTING %s", name, got)
+			}
+			fwdH := hookCase{"forward", policy.StageForward, engine.HookForward, "filter", "FORWARD", c.in, c.out, true, false}
+			got, _ := deliver(t, c.tabs, fwdH, p, answer(policy.StageForward, engine.HookForward, c.fwd))
+			if got == "DROP" || got == "REJECT" {
+				t.Fatalf("%s: filter FORWARD %s", name, got)
+			}
+			if c.marked && p.mark&m.FwdDone() == 0 {
+				t.Errorf("%s: leaves filter FORWARD (%s) without the forwarded marker (mark %#x)", name, got, p.mark)
+			}
+			if p.mark&(m.Pass|m.Reject) != 0 {
+				t.Errorf("%s: per-packet bits %#x leave filter FORWARD", name, p.mark&(m.Pass|m.Reject))
+			}
+			before := *p.connmark
+			if res := simHook(t, c.tabs, "mangle", "POSTROUTING", p); res != "HOST" {
+				t.Errorf("%s: mangle POSTROUTING %s, want HOST (forwarded traffic is not the output stage's)", name, res)
+			}
+			if *p.connmark != before {
+				t.Errorf("%s: mangle POSTROUTING changed the connmark %#x -> %#x", name, before, *p.connmark)
+			}
+		}
+
+		// An untracked Allow: no conntrack entry, so never DNAT'd.
+		unt := hookCase{"untracked ingress", policy.StageUntracked, engine.HookPrerouting, "raw", "PREROUTING", "eth0", "", false, false}
+		p := newSimPkt(unt)
+		p.out = "eth1"
+		if got, _ := deliver(t, tabs, unt, p, answer(policy.StageUntracked, engine.HookPrerouting, policy.Accept)); got != "ACCEPT" {
+			t.Fatalf("open=%v untracked Allow: raw PREROUTING %s", open, got)
+		}
+		p.ct, p.connmark = "UNTRACKED", nil
+		simHook(t, tabs, "mangle", "PREROUTING", p)
+		if got := simHook(t, tabs, "filter", "FORWARD", p); strings.HasPrefix(got, "QUEUE:") {
+			deliver(t, tabs, hookCase{"forward", policy.StageForward, engine.HookForward, "filter", "FORWARD", "eth0", "eth1", false, false},
+				p, answer(policy.StageForward, engine.HookForward, policy.Accept))
+		}
+		if res := simHook(t, tabs, "mangle", "POSTROUTING", p); res != "HOST" {
+			t.Errorf("open=%v untracked Allow, forwarded: mangle POSTROUTING %s, want HOST", open, res)
+		}
+	}
+}
+
+// TestLocalNewOutputNeverCarriesTheForwardedMarker: the marker mangle
+// POSTROUTING returns on (FwdDone = InDone) is never on a NEW locally
+// originated packet there: a fresh flow's connmark is empty, and the
+// connmark of a flow the output stage decided does not hold it.
+func TestLocalNewOutputNeverCarriesTheForwardedMarker(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		plan := simPlan(false, open)
+		tabs := simLoad(engine.Render(plan, 4))
+		m := plan.Marks
+		post := hookCase{"output after DNAT", policy.StageOutput, engine.HookPostrouting, "mangle", "POSTROUTING", "", "eth0", true, false}
+		for _, v := range []policy.Verdict{policy.Accept, policy.None} {
+			p := newSimPkt(post)
+			simHook(t, tabs, "mangle", "OUTPUT", p)
+			simHook(t, tabs, "filter", "OUTPUT", p)
+			deliver(t, tabs, post, p, func(mark uint32) (engine.Action, uint32) {
+				return engine.VerdictFor(m, policy.StageOutput, engine.HookPostrouting, v, false, mark)
+			})
+			if *p.connmark&m.FwdDone() != 0 {
+				t.Errorf("open=%v %v: the output stage's decision saved the forwarded marker (connmark %#x)", open, v, *p.connmark)
+			}
+			// The flow's next NEW packet (an unreplied UDP flow).
+			q := newSimPkt(post)
+			q.connmark = p.connmark
+			simHook(t, tabs, "mangle", "OUTPUT", q)
+			simHook(t, tabs, "filter", "OUTPUT", q)
+			if q.mark&m.FwdDone() != 0 {
+				t.Errorf("open=%v %v: the next local packet reaches mangle POSTROUTING with the forwarded marker (mark %#x)", open, v, q.mark)
+			}
+		}
+	}
+}

@@ -19,7 +19,6 @@ const (
 	causeItem4            = "item4"
 	causeItem9            = "item9"
 	causeMangleAcceptMark = "new-mangle-accept-mark"
-	causeDNATForeignSrc   = "new-dnat-output-foreign-source"
 	causeTierNilOrder     = "new-tier-nil-order"
 	causeDenyCache        = "item9-deny-cache"
 	causeUnclassified     = "unclassified"
@@ -32,7 +31,6 @@ var causeTexts = map[string]string{
 	causeItem4:            "issue 11 item 4: a rule namespaceSelector selects host endpoints and network sets in Calico",
 	causeItem9:            "issue 11 item 9: DNAT'd local output is NONE in Calico (mangle POSTROUTING returns); explain says ACCEPT",
 	causeMangleAcceptMark: "new: Felix's mangle PREROUTING ACCEPTs every packet an untracked Allow accepted (accept-mark rule before the pre-DNAT dispatch); explain omits the stage (NONE), the live nfgate ACCEPTs only on interfaces with pre-DNAT policy (NONE elsewhere)",
-	causeDNATForeignSrc:   "new: the live nfgate leaves DNAT'd locally originated packets with a non-local source address unpoliced (mangle POSTROUTING returns on ! --src-type LOCAL); Felix polices them",
 	causeTierNilOrder:     "new: a Tier without order is ordered as 1,000,000 in Calico (the client defaults it like the default tier's), nfgate orders it last",
 	causeDenyCache:        "issue 11 item 9: the live deny cache keys a flow without its interface (ICMP by type and code): a packet allowed on one interface is dropped after a denied one with the same key on another",
 	causeUnclassified:     "unclassified: no known cause",
@@ -184,11 +182,6 @@ func classifyCause(c *Case, d *Disagreement, r *Result) {
 	}
 	if d.Stage == "output" && path.FromLocal && path.DNAT.IsValid() && d.Felix == vNone && d.Explain == vAccept && d.Live == vNone {
 		causes[causeItem9] = true
-	}
-	if d.Stage == "output" && path.FromLocal && path.DNAT.IsValid() && !isLocal(d.Probe.Src) && d.Live == vNone &&
-		d.Explain == d.Felix && d.Felix != vNone {
-		d.Cause = causeDNATForeignSrc
-		return
 	}
 	// Rules that decided, on either side.
 	var rules []*Rule
