@@ -41,22 +41,15 @@ type lastGoodFile struct {
 // what went live (changed since), nothing is saved.
 func saveLastGood(path, main string, files []string, hash string) error {
 	lg := lastGoodFile{Version: 1, Main: filepath.Clean(main), Hash: hash, Saved: time.Now().UTC()}
-	h := sha256.New()
-	total := 0
-	for _, f := range files {
-		b, err := config.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		total += len(b)
-		h.Write(b)
+	data, err := loadedFiles(files, hash)
+	if err != nil {
+		return err
+	}
+	for i, f := range files {
 		lg.Files = append(lg.Files, struct {
 			Name string `json:"name"`
 			Data []byte `json:"data"`
-		}{f, b})
-	}
-	if got := hex.EncodeToString(h.Sum(nil)[:4]); got != hash {
-		return fmt.Errorf("the files changed since they were loaded (hash %s, loaded %s): not saved", got, hash)
+		}{f, data[i]})
 	}
 	b, err := json.Marshal(&lg)
 	if err != nil {
@@ -84,6 +77,30 @@ func saveLastGood(path, main string, files []string, hash string) error {
 		os.Remove(tmp)
 	}
 	return err
+}
+
+// loadedFiles reads the files of a load that went live again (as the load
+// listed them, main first), as the loader reads them (config.ReadFile:
+// bounded, regular files only, so a file swapped for a FIFO or a device
+// cannot block or flood the daemon), and checks that they still hash to
+// what went live: a file edited since would make a false copy. The last
+// good configuration and the running copy (running.go) both keep what this
+// returns.
+func loadedFiles(files []string, hash string) ([][]byte, error) {
+	h := sha256.New()
+	out := make([][]byte, 0, len(files))
+	for _, f := range files {
+		b, err := config.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		h.Write(b)
+		out = append(out, b)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)[:4]); got != hash {
+		return nil, fmt.Errorf("the files changed since they were loaded (hash %s, loaded %s)", got, hash)
+	}
+	return out, nil
 }
 
 type lastGood struct {

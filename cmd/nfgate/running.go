@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,33 +40,28 @@ func keepRunningCopy(stats string, l *engine.Loaded, log *slog.Logger) {
 	}
 	tmp := dir + ".new"
 	os.RemoveAll(tmp)
-	h := sha256.New()
-	for _, f := range l.Files {
+	data, err := loadedFiles(l.Files, l.Hash)
+	if err != nil {
+		fail("a file changed after it was loaded (or the policy has datastore resources)", err)
+		return
+	}
+	for i, f := range l.Files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
 			fail("path", err)
 			return
 		}
-		b, err := os.ReadFile(abs)
-		if err != nil {
-			fail("reading "+f, err)
-			return
-		}
-		h.Write(b)
 		dst := filepath.Join(tmp, "root", abs)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			os.RemoveAll(tmp)
 			fail("writing", err)
 			return
 		}
-		if err := os.WriteFile(dst, b, 0o600); err != nil {
+		if err := os.WriteFile(dst, data[i], 0o600); err != nil {
+			os.RemoveAll(tmp)
 			fail("writing", err)
 			return
 		}
-	}
-	if hex.EncodeToString(h.Sum(nil)[:4]) != l.Hash {
-		os.RemoveAll(tmp)
-		fail("a file changed after it was loaded (or the policy has datastore resources)", nil)
-		return
 	}
 	main, _ := filepath.Abs(l.Files[0])
 	if err := os.WriteFile(filepath.Join(tmp, "main"), []byte(main+"\n"+l.Hash+"\n"), 0o600); err != nil {
