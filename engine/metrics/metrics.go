@@ -116,6 +116,8 @@ var (
 	dLastRe    = desc("last_reload_rechecked_flows", "Flows marked for re-check by the last good reload.")
 	dCut       = desc("reload_cut_flows_total", "Re-checked flows the new policy denied (dropped and their conntrack entries deleted).")
 	dCutErr    = desc("reload_cut_errors_total", "Conntrack deletions of cut flows that failed or were skipped.")
+	dCutDrops  = desc("cut_flow_drops_total", "New packets of flows a re-check cut (either direction) dropped.")
+	dCutFull   = desc("cut_memory_full_total", "Cut flows the full memory of cut flows could not remember.")
 	dTraceDrop = desc("trace_dropped_total", "Verdict-trace records not written: the trace buffer was full, or a write failed.")
 	dTraceW    = desc("trace_written_total", "Verdict-trace lines written.")
 	dTraceErr  = desc("trace_errors_total", "Failed trace writes, flushes and reopens.")
@@ -136,7 +138,7 @@ var (
 
 var allDescs = []*prometheus.Desc{dBuild, dVerdicts, dQueued, dRuleHits, dLatency, dDenyHits, dDenyLen, dDenyCap,
 	dDenyEvict, dMalformed, dDeadline, dVerdErr, dUndeliv, dTrunc, dReloads, dLastOK, dLastAt, dGen, dPolicy, dRecheck, dLastRe, dCut,
-	dCutErr, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0,
+	dCutErr, dCutDrops, dCutFull, dTraceDrop, dTraceW, dTraceErr, dQWait, dQDrop, dQUser, dQBound, dReader, dQErr, dHookFix, dHookErr, dRecErr, dRH0,
 	dRgEvents, dRgLive, dRgPackets}
 
 type collector struct {
@@ -249,6 +251,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRecheck, s.Rechecked.Load())
 	counter(dCut, s.Cut.Load())
 	counter(dCutErr, s.CutErr.Load())
+	counter(dCutDrops, s.CutFlowDrops.Load())
+	counter(dCutFull, s.CutMemoryFull.Load())
 	counter(dHookFix, s.HookRepairs.Load())
 	counter(dHookErr, s.HookCheckErrs.Load())
 	counter(dRecErr, s.RecheckErrs.Load())
