@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfgate/nfgate/engine"
+	"github.com/nfgate/nfgate/engine/nftnotify"
 	"github.com/nfgate/nfgate/policy"
 )
 
@@ -696,65 +697,18 @@ func Remove() error {
 	return s.Remove()
 }
 
-// nf_tables notifications (NFNLGRP_NFTABLES) about the table itself, its
-// chains, rules and sets (not its elements: the installer's own work).
-const (
-	nfnlgrpNftables = 7
-	nfnlSubsysNft   = 10
-	nftMsgNewTable  = 0
-	nftMsgDelTable  = 2
-	nftMsgNewChain  = 3
-	nftMsgDelChain  = 5
-	nftMsgNewRule   = 6
-	nftMsgDelRule   = 8
-	nftMsgNewSet    = 9
-	nftMsgDelSet    = 11
-	nftaTable       = 1 // NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE
-)
-
 // Changes signals (coalesced) when the table, its chains, rules or sets
 // change, from the kernel's notifications; nil when it cannot subscribe.
 func (s *Sets) Changes(ctx context.Context) <-chan struct{} {
 	var fd int
 	err := s.inNS(func() (err error) {
-		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		fd, err = nftnotify.Socket()
 		return err
 	})
 	if err != nil {
 		return nil
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (nfnlgrpNftables - 1)}); err != nil {
-		unix.Close(fd)
-		return nil
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
-	tv := unix.NsecToTimeval(int64(500 * time.Millisecond))
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	ch := make(chan struct{}, 1)
-	signal := func() {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	go func() {
-		defer unix.Close(fd)
-		buf := make([]byte, 64<<10)
-		for ctx.Err() == nil {
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			switch {
-			case err == unix.ENOBUFS:
-				signal()
-				continue
-			case err != nil:
-				continue // timeout: look at ctx again
-			}
-			if ours(buf[:n]) {
-				signal()
-			}
-		}
-	}()
-	return ch
+	return nftnotify.Watch(ctx, fd, func(c nftnotify.Change) bool { return c.Table == TableName })
 }
 
 // inNS runs fn on a thread in s's namespace (the process's when netns is 0).
@@ -763,43 +717,6 @@ func (s *Sets) inNS(fn func() error) error {
 		return fn()
 	}
 	return withNetNS(s.netns, fn)
-}
-
-// ours reports whether a batch of notifications touches nfgate's table.
-func ours(b []byte) bool {
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return false
-		}
-		typ := binary.NativeEndian.Uint16(b[4:])
-		if typ>>8 == nfnlSubsysNft {
-			switch typ & 0xff {
-			case nftMsgNewTable, nftMsgDelTable, nftMsgNewChain, nftMsgDelChain, nftMsgNewRule, nftMsgDelRule, nftMsgNewSet, nftMsgDelSet:
-				if tableAttr(b[unix.NLMSG_HDRLEN+4:l]) == TableName {
-					return true
-				}
-			}
-		}
-		b = b[(l+3)&^3:]
-	}
-	return false
-}
-
-// tableAttr returns the table name attribute of an nf_tables message body.
-func tableAttr(b []byte) string {
-	for len(b) >= 4 {
-		l := int(binary.NativeEndian.Uint16(b))
-		t := binary.NativeEndian.Uint16(b[2:]) & 0x3fff
-		if l < 4 || l > len(b) {
-			return ""
-		}
-		if t == nftaTable {
-			return strings.TrimRight(string(b[4:l]), "\x00")
-		}
-		b = b[(l+3)&^3:]
-	}
-	return ""
 }
 
 // withNetNS runs fn on a locked thread moved into the namespace fd.
