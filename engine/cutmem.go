@@ -79,10 +79,14 @@ func (c *cutMemory) add(t FlowTuple, now int64) bool {
 	return true
 }
 
+// remembers reports whether any cut flow is remembered: one atomic load,
+// so that a packet pays nothing more (no clock read) while none is.
+func (c *cutMemory) remembers() bool { return c.n.Load() != 0 }
+
 // has reports whether p belongs to a remembered cut flow, and extends its
 // life. It allocates nothing.
 func (c *cutMemory) has(p *classify.Packet, now int64) bool {
-	if c.n.Load() == 0 || p.Proto == 1 || p.Proto == 58 {
+	if !c.remembers() || p.Proto == 1 || p.Proto == 58 {
 		return false
 	}
 	k := cutKey{p.Proto, p.Src, p.Dst, p.SrcPort, p.DstPort}

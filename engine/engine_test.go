@@ -368,6 +368,20 @@ func TestNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { hi(pi) }); n != 0 {
 		t.Errorf("unpoliced path: %v allocations per packet", n)
 	}
+	// With cut flows remembered, every new packet is looked up in the
+	// memory: an accepted one and a cut flow's packet allocate nothing.
+	l.e.CutFlowForTest(engine.FlowTuple{Family: 4, Proto: 6, Src: netip.MustParseAddr("198.18.0.2"),
+		Dst: netip.MustParseAddr("198.19.0.2"), SrcPort: 40001, DstPort: 22})
+	if n := testing.AllocsPerRun(1000, func() { h(p) }); n != 0 {
+		t.Errorf("forward path with cut flows remembered: %v allocations per packet", n)
+	}
+	pc := fwdPacket(3, 40001, 22, 0)
+	if n := testing.AllocsPerRun(1000, func() { h(pc) }); n != 0 {
+		t.Errorf("a cut flow's packet: %v allocations per packet", n)
+	}
+	if l.e.Snapshot().CutFlowDrops == 0 {
+		t.Error("the cut flow's packet was not dropped as cut-flow")
+	}
 }
 
 func BenchmarkForward(b *testing.B) {

@@ -350,7 +350,7 @@ func (w *worker) decide(p *Packet) (Action, uint32) {
 		d, policed, cached = w.evaluate(s, p, pkt)
 	}
 	if policed && !cached && st != policy.StageUntracked && p.Mark&m.Recheck == 0 && d.Verdict != policy.Drop &&
-		e.cutmem.has(pkt, e.nanos()) {
+		e.cutmem.remembers() && e.cutmem.has(pkt, e.nanos()) {
 		// A new packet of a flow a re-check cut (either orientation):
 		// it stays cut (cutmem.go).
 		d = policy.Decision{Verdict: policy.Drop, Reason: policy.ReasonCutFlow, Endpoint: d.Endpoint,
