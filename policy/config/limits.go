@@ -100,34 +100,7 @@ func typeName(m fs.FileMode) string {
 // scanPos is a line and column (runes) in a scanned file.
 type scanPos struct{ line, col int }
 
-type lexScan struct {
-	src       []byte
-	i         int
-	line, col int
-}
-
-func (s *lexScan) eof() bool { return s.i >= len(s.src) }
-
-func (s *lexScan) peek(off int) byte {
-	if s.i+off < len(s.src) {
-		return s.src[s.i+off]
-	}
-	return 0
-}
-
-func (s *lexScan) adv() {
-	if s.eof() {
-		return
-	}
-	c := s.src[s.i]
-	s.i++
-	if c == '\n' {
-		s.line++
-		s.col = 1
-	} else if c&0xC0 != 0x80 {
-		s.col++
-	}
-}
+type lexScan struct{ cursor[[]byte] }
 
 func (s *lexScan) here() scanPos { return scanPos{s.line, s.col} }
 
@@ -138,7 +111,7 @@ func (s *lexScan) here() scanPos { return scanPos{s.line, s.col} }
 // does not understand is left to the parser, which reports syntax errors.
 // It allocates nothing.
 func prescanTOML(file string, src []byte, budget *int) *Diag {
-	s := &lexScan{src: src, line: 1, col: 1}
+	s := &lexScan{cursor[[]byte]{src: src, line: 1, col: 1}}
 	fail := func(p scanPos, format string, a ...any) *Diag {
 		return &Diag{File: file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, a...)}
 	}
@@ -362,7 +335,7 @@ func (s *lexScan) str(q byte) {
 // nesting itself (10,000) and the tree builder to maxDepth. Lexical and
 // lenient like prescanTOML; it allocates nothing.
 func prescanYAML(file string, src []byte, budget *int) *Diag {
-	s := &lexScan{src: src, line: 1, col: 1}
+	s := &lexScan{cursor[[]byte]{src: src, line: 1, col: 1}}
 	flow := 0
 	lineStart := true
 	for !s.eof() {

@@ -16,7 +16,7 @@ import (
 func scanTOMLPositions(src string) *posIndex {
 	// About one path per key, table header and array element.
 	n := strings.Count(src, "=") + strings.Count(src, "[") + strings.Count(src, ",")
-	s := &tomlScanner{src: src, line: 1, col: 1, idx: newPosIndex(n + 1)}
+	s := &tomlScanner{cursor: cursor[string]{src: src, line: 1, col: 1}, idx: newPosIndex(n + 1)}
 	s.run()
 	return s.idx
 }
@@ -186,26 +186,25 @@ func (x *posIndex) at(id int32) (line, col int, ok bool) {
 	return int(p[0]), int(p[1]), true
 }
 
-type tomlScanner struct {
-	src       string
+// cursor walks a file byte by byte, keeping the line and the column in
+// runes (UTF-8 continuation bytes are not counted). The position scanner
+// below and the limits prescan (limits.go) both read TOML with it.
+type cursor[S ~string | ~[]byte] struct {
+	src       S
 	i         int
 	line, col int
-	idx       *posIndex
-	node      int32    // the path being scanned
-	table     int32    // the current table's path
-	segs      []string // key's result, reused
 }
 
-func (s *tomlScanner) eof() bool { return s.i >= len(s.src) }
+func (s *cursor[S]) eof() bool { return s.i >= len(s.src) }
 
-func (s *tomlScanner) peek(off int) byte {
+func (s *cursor[S]) peek(off int) byte {
 	if s.i+off < len(s.src) {
 		return s.src[s.i+off]
 	}
 	return 0
 }
 
-func (s *tomlScanner) adv() {
+func (s *cursor[S]) adv() {
 	if s.eof() {
 		return
 	}
@@ -214,9 +213,17 @@ func (s *tomlScanner) adv() {
 	if c == '\n' {
 		s.line++
 		s.col = 1
-	} else if c&0xC0 != 0x80 { // count runes, not UTF-8 continuation bytes
+	} else if c&0xC0 != 0x80 {
 		s.col++
 	}
+}
+
+type tomlScanner struct {
+	cursor[string]
+	idx   *posIndex
+	node  int32    // the path being scanned
+	table int32    // the current table's path
+	segs  []string // key's result, reused
 }
 
 func (s *tomlScanner) here() [2]int { return [2]int{s.line, s.col} }
