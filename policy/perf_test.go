@@ -14,9 +14,9 @@ import (
 // and a few hundred rules with nets, ports and selectors.
 func benchConfig() *policy.Config {
 	r := rand.New(rand.NewPCG(1, 2))
-	cfg := randConfig(r)
+	cfg := RandConfig(r)
 	for i := 0; i < 40; i++ {
-		c := randConfig(rand.New(rand.NewPCG(uint64(i), 3)))
+		c := RandConfig(rand.New(rand.NewPCG(uint64(i), 3)))
 		cfg.Policies = append(cfg.Policies, c.Policies...)
 	}
 	cfg.HostEndpoints = []policy.HostEndpoint{
@@ -30,7 +30,7 @@ func benchPackets() []classify.Packet {
 	r := rand.New(rand.NewPCG(7, 7))
 	out := make([]classify.Packet, 256)
 	for i := range out {
-		out[i] = randPacket(r)
+		out[i] = RandPacketAnyState(r)
 		if out[i].CT == classify.CTEstablished {
 			out[i].CT = classify.CTNew
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/nfgate/nfgate/classify"
 	"github.com/nfgate/nfgate/policy"
 	"github.com/nfgate/nfgate/policy/oracle"
+	. "github.com/nfgate/nfgate/policy/policytest"
 )
 
 // slotCall is the stage evaluation whose decision a chain's rule gives.
@@ -46,7 +47,7 @@ func TestReachRandom(t *testing.T) {
 	}
 	for seed := range uint64(n) {
 		r := rand.New(rand.NewPCG(seed, 0x7eac))
-		cfg := randConfig(r)
+		cfg := RandConfig(r)
 		prog, err := policy.Compile(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -30,9 +30,9 @@ func oracleEval(o *oracle.Oracle, c policy.StageCall, pkt classify.Packet) polic
 }
 
 func randCall(r *rand.Rand, eps []policy.EndpointID) policy.StageCall {
-	c := policy.StageCall{Stage: policy.Stage(r.IntN(5)), Dir: pick(r, []policy.Dir{policy.Ingress, policy.Egress}),
-		Endpoint: pick(r, eps), In: pick(r, eps), Out: pick(r, eps), Accepted: r.IntN(4) == 0,
-		CT: pick(r, []classify.CTState{classify.CTNew, classify.CTNew, classify.CTNew, classify.CTEstablished, classify.CTRelated, classify.CTInvalid, classify.CTUntracked})}
+	c := policy.StageCall{Stage: policy.Stage(r.IntN(5)), Dir: Pick(r, []policy.Dir{policy.Ingress, policy.Egress}),
+		Endpoint: Pick(r, eps), In: Pick(r, eps), Out: Pick(r, eps), Accepted: r.IntN(4) == 0,
+		CT: Pick(r, []classify.CTState{classify.CTNew, classify.CTNew, classify.CTNew, classify.CTEstablished, classify.CTRelated, classify.CTInvalid, classify.CTUntracked})}
 	return c
 }
 
@@ -126,7 +126,7 @@ func samplePackets(r *rand.Rand, b policy.Box, near *dtree.Key, ct classify.CTSt
 // in the box gets that decision from the stage method and the oracle.
 func regionOne(t *testing.T, seed uint64, calls, samples int) {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	cfg := randConfig(r)
+	cfg := RandConfig(r)
 	prog, err := policy.Compile(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func regionOne(t *testing.T, seed uint64, calls, samples int) {
 	}
 	for range calls {
 		c := randCall(r, eps)
-		pkt := randPacket(r)
+		pkt := RandPacketAnyState(r)
 		fam, k, ok := policy.KeyOf(&pkt)
 		if !ok {
 			continue
@@ -270,7 +270,7 @@ func bigConfig(n int, seed uint64) *policy.Config {
 	}
 	var rules []policy.Rule
 	for range n {
-		ru := policy.Rule{Action: policy.Allow, Protocol: Proto(pick(r, []string{"TCP", "UDP"}))}
+		ru := policy.Rule{Action: policy.Allow, Protocol: Proto(Pick(r, []string{"TCP", "UDP"}))}
 		if r.IntN(5) == 0 {
 			ru.Action = policy.Deny
 		}

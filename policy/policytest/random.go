@@ -15,7 +15,7 @@ import (
 // oracle test in package policy, exported for other packages' tests.)
 
 var (
-	randSels   = []string{"all()", "a == 'x'", "a == 'y'", "has(b)", "!has(a)", "a in {'x','z'}", "b != 'x'", "a == 'x' || has(b)"}
+	randSels   = []string{"all()", "a == 'x'", "a == 'y'", "has(b)", "!has(a)", "a in {'x','z'}", "b != 'x'", "a == 'x' || has(b)", "has(projectcalico.org/namespace)", "projectcalico.org/namespace == 'n1'"}
 	randV4     = []string{"198.18.0.1", "198.18.0.2", "198.18.1.7", "198.18.1.200", "198.19.0.1", "198.19.4.4", "198.18.255.255", "0.0.0.0", "255.255.255.255"}
 	randV6     = []string{"2001:db8::1", "2001:db8::2", "2001:db8:1::7", "2001:db8:1::ffff", "2001:db8:ffff::1", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:198.18.1.7"}
 	randNets   = []string{"198.18.0.0/15", "198.18.1.0/24", "198.18.1.128/25", "198.19.0.1/32", "198.18.0.0/16", "2001:db8::/32", "2001:db8:1::/48", "2001:db8::1/128", "0.0.0.0/1", "128.0.0.0/1"}
@@ -68,7 +68,20 @@ func randEntity(r *rand.Rand, ports bool) policy.EntityRule {
 	if r.IntN(5) == 0 {
 		e.NotSelector = Sel(Pick(r, randSels))
 	}
+	if r.IntN(8) == 0 {
+		e.NamespaceSelector = Sel(Pick(r, []string{"global()", "all()", "a == 'x'", "!has(a)", "a != 'x'"}))
+	}
+	if r.IntN(12) == 0 {
+		e.ServiceAccounts = &policy.ServiceAccountMatch{}
+		if r.IntN(2) == 0 {
+			e.ServiceAccounts.Selector = Sel(Pick(r, []string{"all()", "!has(a)", "has(a)"}))
+		}
+		if r.IntN(2) == 0 {
+			e.ServiceAccounts.Names = []string{"x", "y"}
+		}
+	}
 	if ports {
+		// ports and notPorts are ANDed when both are set.
 		switch r.IntN(5) {
 		case 0:
 			e.Ports = randPortList(r)
@@ -99,6 +112,9 @@ func RandRule(r *rand.Rand) policy.Rule {
 				m := &policy.ICMPMatch{Type: Pick(r, []uint8{0, 3, 8, 128, 129}), HasType: true}
 				if r.IntN(2) == 0 {
 					m.Code, m.HasCode = Pick(r, []uint8{0, 1, 4}), true
+				}
+				if r.IntN(6) == 0 {
+					m = &policy.ICMPMatch{} // icmp: {}
 				}
 				if r.IntN(2) == 0 {
 					ru.ICMP = m
@@ -211,6 +227,17 @@ func RandPolicy(r *rand.Rand) policy.GlobalNetworkPolicy {
 			p.Types = p.Types[:1]
 		}
 	}
+	if r.IntN(8) == 0 {
+		// Calico's namespace / service account rewriting of the selector.
+		ns := Pick(r, []string{"", "all()", "!has(a)", "a == 'x'", "b != 'x'"})
+		sa := Pick(r, []string{"", "", "!has(b)", "has(b)"})
+		sel, err := policy.PolicySelector(Pick(r, randSels), ns, sa)
+		if err != nil {
+			panic(err)
+		}
+		p.Selector, p.NamespaceSelector, p.ServiceAccountSelector = sel, ns, sa
+	}
+	p.Staged = r.IntN(6) == 0
 	return p
 }
 
@@ -221,6 +248,7 @@ func RandConfig(r *rand.Rand) *policy.Config {
 	cfg.Profiles = []policy.Profile{
 		{Name: "p1", LabelsToApply: RandLabels(r), Ingress: RandRules(r, 2), Egress: RandRules(r, 2)},
 		{Name: "p2", Ingress: RandRules(r, 2), Egress: RandRules(r, 2)},
+		{Name: "kns.n1", LabelsToApply: RandLabels(r)}, // namespace n1's network sets inherit these
 	}
 	cfg.HostEndpoints = RandHostEndpoints(r)
 	for i := r.IntN(3); i > 0; i-- {
@@ -228,7 +256,7 @@ func RandConfig(r *rand.Rand) *policy.Config {
 		for n := r.IntN(3) + 1; n > 0; n-- {
 			nets = append(nets, netip.MustParsePrefix(Pick(r, randNets)))
 		}
-		cfg.NetworkSets = append(cfg.NetworkSets, policy.GlobalNetworkSet{Name: fmt.Sprint("ns", i), Labels: RandLabels(r), Nets: nets})
+		cfg.NetworkSets = append(cfg.NetworkSets, policy.GlobalNetworkSet{Name: fmt.Sprint("ns", i), Namespace: Pick(r, []string{"", "", "n1", "n2"}), Labels: RandLabels(r), Nets: nets})
 	}
 	cfg.Tiers = []policy.Tier{{Name: "t1", Order: Order(float64(r.IntN(3)) * 1e6), DefaultAction: policy.TierDefault(r.IntN(2))}}
 	for i := r.IntN(7) + 1; i > 0; i-- {
@@ -251,6 +279,17 @@ func RandPacket(r *rand.Rand) classify.Packet {
 	p.ICMPType, p.ICMPCode = Pick(r, []uint8{0, 3, 8, 128, 129}), Pick(r, []uint8{0, 1, 4})
 	if r.IntN(20) == 0 {
 		p.Class = classify.Fragment
+	}
+	return p
+}
+
+// RandPacketAnyState is RandPacket in any conntrack state (mostly NEW),
+// sometimes malformed: for tests of every stage's whole decision.
+func RandPacketAnyState(r *rand.Rand) classify.Packet {
+	p := RandPacket(r)
+	p.CT = Pick(r, []classify.CTState{classify.CTNew, classify.CTNew, classify.CTNew, classify.CTEstablished, classify.CTInvalid, classify.CTUntracked})
+	if r.IntN(20) == 0 {
+		p.Class = classify.Malformed
 	}
 	return p
 }
